@@ -1,0 +1,108 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+fn load_err(file: Option<&str>, pairs: &[(&str, &str)]) -> String {
+    let dir = std::env::temp_dir().join(format!("xpb-config-{}", uuid::Uuid::new_v4()));
+    let path = file.map(|text| {
+        std::fs::write(&dir, text).expect("write temp config");
+        dir.clone()
+    });
+    let result = Config::load(path.as_deref(), env(pairs));
+    if path.is_some() {
+        let _ = std::fs::remove_file(&dir);
+    }
+    match result {
+        Ok(c) => panic!("should fail, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn default_toml_documents_the_compiled_in_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+    let text = std::fs::read_to_string(&path).expect("config/default.toml exists");
+    let from_file: Config = toml::from_str(&text).expect("config/default.toml parses as a whole config");
+    assert_eq!(from_file, Config::default());
+    Config::default().validate().expect("defaults are valid");
+}
+
+#[test]
+fn local_toml_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/local.toml");
+    let c = Config::load(Some(&path), env(&[])).expect("config/local.toml loads");
+    assert!(c.delivery.allow_private_networks);
+}
+
+#[test]
+fn layers_apply_highest_first() {
+    let dir = std::env::temp_dir().join(format!("xpb-config-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&dir, "[amqp]\nprefetch = 10\nqueue = \"from-file\"\n[database]\nurl = \"postgres://file@h/db\"\n")
+        .expect("write");
+    let c = Config::load(
+        Some(&dir),
+        env(&[
+            ("DATABASE_URL", "postgres://shortcut@h/db"),
+            ("XPB_AMQP__PREFETCH", "20"),
+            ("XPB_DELIVERY__RETRY_SCHEDULE", "10ms, 1s"),
+            ("XPB_DELIVERY__ALLOW_PRIVATE_NETWORKS", "true"),
+            ("XPB_CONFIG", "ignored-here"),
+            ("UNRELATED", "x"),
+        ]),
+    )
+    .expect("loads");
+    let _ = std::fs::remove_file(&dir);
+    assert_eq!(c.amqp.prefetch, 20, "env over file");
+    assert_eq!(c.amqp.queue, "from-file", "file over defaults");
+    assert_eq!(c.database.url, "postgres://shortcut@h/db", "DATABASE_URL over file");
+    assert_eq!(c.retry_schedule().max_attempts(), 3);
+    assert!(c.delivery.allow_private_networks);
+
+    let c = Config::load(None, env(&[("DATABASE_URL", "postgres://a@h/db"), ("XPB_DATABASE__URL", "postgres://b@h/db")]))
+        .expect("loads");
+    assert_eq!(c.database.url, "postgres://b@h/db", "XPB_ over DATABASE_URL");
+}
+
+#[test]
+fn bad_values_name_the_key_and_what_is_allowed() {
+    let table: Vec<(Option<&str>, Vec<(&str, &str)>, &[&str])> = vec![
+        (None, vec![("XPB_AMQP__QUEUE_TYPE", "stream")], &["amqp.queue_type", "quorum", "classic"]),
+        (None, vec![("XPB_DELIVERY__TIMEOUT", "10x")], &["delivery.timeout", "ms, s, m, h or d"]),
+        (None, vec![("XPB_AMQP__PREFETCH", "lots")], &["amqp.prefetch", "whole number"]),
+        (None, vec![("XPB_AMQP__PREFETCH", "70000")], &["amqp.prefetch"]),
+        (None, vec![("XPB_AMQP__PREFETCH", "0")], &["amqp.prefetch", "at least 1"]),
+        (None, vec![("XPB_DELIVERY__ALLOW_PRIVATE_NETWORKS", "yes")], &["delivery.allow_private_networks", "true or false"]),
+        (None, vec![("XPB_DELIVERY__NOPE", "1")], &["XPB_DELIVERY__NOPE", "unknown key `delivery.nope`"]),
+        (None, vec![("XPB_LOG__FORMAT", "xml")], &["log.format", "pretty", "json"]),
+        (None, vec![("XPB_HTTP__LISTEN", "localhost")], &["http.listen"]),
+        (None, vec![("XPB_DELIVERY__ALLOW_CIDRS", "10.0.0.0/33")], &["delivery.allow_cidrs"]),
+        (None, vec![("XPB_DELIVERY__LEASE", "5s")], &["delivery.lease"]),
+        (None, vec![("AMQP_URL", "http://x")], &["amqp.url"]),
+        (Some("[amqp]\nprefetsh = 1\n"), vec![], &["unknown key `amqp.prefetsh`"]),
+        (Some("[nope]\na = 1\n"), vec![], &["unknown section `nope`"]),
+        (Some("[amqp]\nprefetch = \"many\"\n"), vec![], &["amqp.prefetch"]),
+        (Some("[delivery]\nretry_schedule = [\"5s\", \"soon\"]\n"), vec![], &["delivery.retry_schedule", "soon"]),
+        (Some("not toml ["), vec![], &["not valid TOML"]),
+    ];
+    for (file, vars, wants) in table {
+        let msg = load_err(file, &vars);
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        for want in wants {
+            assert!(msg.contains(want), "{file:?} {vars:?}: {msg:?} should mention {want:?}");
+        }
+    }
+}
+
+#[test]
+fn durations() {
+    for (text, ms) in [("250ms", 250), ("5s", 5_000), ("2m", 120_000), ("1h", 3_600_000), ("1d", 86_400_000)] {
+        let d: Dur = text.parse().expect("valid");
+        assert_eq!(d.0.as_millis(), ms, "{text}");
+        assert_eq!(d.to_string(), text);
+    }
+    for bad in ["", "5", "s", "1.5s", "-1s", "5 sec"] {
+        assert!(bad.parse::<Dur>().is_err(), "{bad:?}");
+    }
+}

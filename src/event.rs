@@ -1,0 +1,389 @@
+//! The conversion-status event (message format v1, SPEC §2): parse, validate, normalise.
+//!
+//! Pure: bytes in, an [`Event`] or a readable [`Invalid`] reason out. Decimals are read from
+//! the raw JSON text so that `0.1` stays `0.1` (never a float on the way).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Most characters an id (`conversion_id`, `offer_id`, …) may have.
+const MAX_ID_CHARS: usize = 128;
+/// Most characters of a free-text field; longer values are refused, not cut.
+const MAX_TEXT_CHARS: usize = 4096;
+
+/// Optional text fields, each usable as a macro (SPEC §2).
+pub const TEXT_FIELDS: &[&str] = &[
+    "offer_name",
+    "affiliate_name",
+    "advertiser_id",
+    "goal",
+    "currency",
+    "comment",
+    "click_id",
+    "transaction_id",
+    "ip",
+    "geo",
+    "city",
+    "device_ua",
+    "os",
+    "referrer",
+    "fbclid",
+    "user_id",
+    "promo_code",
+    "ref_id",
+    "os_id",
+    "sub1",
+    "sub2",
+    "sub3",
+    "sub4",
+    "sub5",
+    "sub6",
+    "sub7",
+    "sub8",
+    "ext1",
+    "ext2",
+    "ext3",
+    "custom_field1",
+    "custom_field2",
+    "custom_field3",
+    "custom_field4",
+    "custom_field5",
+    "custom_field6",
+    "custom_field7",
+];
+
+/// A conversion status. `confirmed` is an alias of `Approved`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Approved,
+    Pending,
+    Declined,
+    Hold,
+    NotFound,
+}
+
+impl Status {
+    /// The lower-case word stored and rendered by `{status_name}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Approved => "approved",
+            Status::Pending => "pending",
+            Status::Declined => "declined",
+            Status::Hold => "hold",
+            Status::NotFound => "not_found",
+        }
+    }
+
+    /// Affise's numeric code, rendered by `{status}`; `not_found` has none.
+    pub fn code(self) -> Option<u8> {
+        match self {
+            Status::Approved => Some(1),
+            Status::Pending => Some(2),
+            Status::Declined => Some(3),
+            Status::Hold => Some(5),
+            Status::NotFound => None,
+        }
+    }
+
+    /// Statuses that are announced to receivers (the others only advance the order).
+    pub fn is_announced(self) -> bool {
+        matches!(self, Status::Approved | Status::Pending | Status::Declined)
+    }
+
+    /// Parses the word or code, case-insensitively, with the aliases of SPEC §2.
+    pub fn parse(text: &str) -> Option<Status> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "approved" | "confirmed" | "1" => Some(Status::Approved),
+            "pending" | "2" => Some(Status::Pending),
+            "declined" | "3" => Some(Status::Declined),
+            "hold" | "5" => Some(Status::Hold),
+            "not_found" => Some(Status::NotFound),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A valid, normalised event. This is also the form stored with each delivery, so that
+/// every attempt renders from the same values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub conversion_id: String,
+    pub status: Status,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<i64>,
+    pub offer_id: String,
+    pub affiliate_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub click_time: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revenue: Option<Decimal>,
+    /// The optional text fields of [`TEXT_FIELDS`] that the message carried.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Event {
+    /// An optional text field, `None` when absent.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+}
+
+/// Why a message is not a valid event; the text is stored in `rejected_messages.reason`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+fn invalid(msg: impl Into<String>) -> Invalid {
+    Invalid(msg.into())
+}
+
+/// The JSON kinds a raw value can have, told apart by its first byte.
+enum Raw<'a> {
+    Null,
+    Str(String),
+    Number(&'a str),
+    Other(&'static str),
+}
+
+fn classify(raw: &RawValue) -> Result<Raw<'_>, Invalid> {
+    let text = raw.get();
+    Ok(match text.as_bytes().first() {
+        Some(b'"') => Raw::Str(
+            serde_json::from_str(text).map_err(|e| invalid(format!("bad string: {e}")))?,
+        ),
+        Some(b'n') => Raw::Null,
+        Some(b't' | b'f') => Raw::Other("a boolean"),
+        Some(b'{') => Raw::Other("an object"),
+        Some(b'[') => Raw::Other("an array"),
+        _ => Raw::Number(text),
+    })
+}
+
+/// Parses and validates one message body.
+pub fn parse(body: &[u8]) -> Result<Event, Invalid> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| invalid(format!("body is not UTF-8: {e}")))?;
+    let map: BTreeMap<String, Box<RawValue>> = serde_json::from_str(text).map_err(|e| {
+        if e.is_data() {
+            invalid(format!("body is not a JSON object: {e}"))
+        } else {
+            invalid(format!("body is not valid JSON: {e}"))
+        }
+    })?;
+    let mut fields = Fields { map };
+
+    let conversion_id = fields.id("conversion_id", false)?;
+    let status = fields.status()?;
+    let updated_at = fields
+        .timestamp("updated_at")?
+        .ok_or_else(|| invalid("missing required field `updated_at`"))?;
+    let offer_id = fields.id("offer_id", true)?;
+    let affiliate_id = fields.id("affiliate_id", true)?;
+    let sequence = fields.integer("sequence")?;
+    let event_id = fields.text("event_id", MAX_TEXT_CHARS, true)?;
+    let created_at = fields.timestamp("created_at")?;
+    let click_time = fields.timestamp("click_time")?;
+    let payout = fields.decimal("payout")?;
+    let revenue = fields.decimal("revenue")?;
+    let mut text_fields = BTreeMap::new();
+    for name in TEXT_FIELDS {
+        if let Some(v) = fields.text(name, MAX_TEXT_CHARS, true)? {
+            text_fields.insert((*name).to_owned(), v);
+        }
+    }
+    Ok(Event {
+        conversion_id,
+        status,
+        updated_at,
+        sequence,
+        offer_id,
+        affiliate_id,
+        event_id,
+        created_at,
+        click_time,
+        payout,
+        revenue,
+        fields: text_fields,
+    })
+}
+
+struct Fields {
+    map: BTreeMap<String, Box<RawValue>>,
+}
+
+impl Fields {
+    fn get(&self, name: &str) -> Result<Option<Raw<'_>>, Invalid> {
+        match self.map.get(name) {
+            None => Ok(None),
+            Some(raw) => match classify(raw)? {
+                Raw::Null => Ok(None),
+                other => Ok(Some(other)),
+            },
+        }
+    }
+
+    /// A required id: a string (or, when `numbers` is set, an integer), compared as text.
+    fn id(&mut self, name: &str, numbers: bool) -> Result<String, Invalid> {
+        let value = match self.get(name)? {
+            None => return Err(invalid(format!("missing required field `{name}`"))),
+            Some(Raw::Str(s)) => s,
+            Some(Raw::Number(n)) if numbers => {
+                if n.parse::<i128>().is_err() {
+                    return Err(invalid(format!("`{name}` must be an integer or a string, got {n}")));
+                }
+                n.to_owned()
+            }
+            Some(Raw::Number(_)) => return Err(invalid(format!("`{name}` must be a string"))),
+            Some(Raw::Other(kind)) => {
+                return Err(invalid(format!("`{name}` must be a string, got {kind}")));
+            }
+            Some(Raw::Null) => unreachable!("get() maps null to None"),
+        };
+        check_text(name, &value, MAX_ID_CHARS, false)?;
+        if value.trim().is_empty() {
+            return Err(invalid(format!("`{name}` must not be empty")));
+        }
+        Ok(value)
+    }
+
+    fn status(&mut self) -> Result<Status, Invalid> {
+        let text = match self.get("status")? {
+            None => return Err(invalid("missing required field `status`")),
+            Some(Raw::Str(s)) => s,
+            Some(Raw::Number(n)) => n.to_owned(),
+            Some(Raw::Other(kind)) => {
+                return Err(invalid(format!("`status` must be a string or an integer, got {kind}")));
+            }
+            Some(Raw::Null) => unreachable!("get() maps null to None"),
+        };
+        Status::parse(&text).ok_or_else(|| {
+            invalid(format!(
+                "unknown status {:?} (allowed: approved, confirmed, pending, declined, hold, \
+                 not_found, or the codes 1, 2, 3, 5)",
+                truncate(&text, 40)
+            ))
+        })
+    }
+
+    fn timestamp(&mut self, name: &str) -> Result<Option<DateTime<Utc>>, Invalid> {
+        match self.get(name)? {
+            None => Ok(None),
+            Some(Raw::Str(s)) => parse_timestamp(&s)
+                .map(Some)
+                .map_err(|e| invalid(format!("`{name}` is not an RFC 3339 timestamp with an offset ({e}): {:?}", truncate(&s, 40)))),
+            Some(_) => Err(invalid(format!("`{name}` must be an RFC 3339 timestamp string"))),
+        }
+    }
+
+    fn integer(&mut self, name: &str) -> Result<Option<i64>, Invalid> {
+        match self.get(name)? {
+            None => Ok(None),
+            Some(Raw::Number(n)) => n
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| invalid(format!("`{name}` must be an integer that fits 64 bits, got {}", truncate(n, 40)))),
+            Some(_) => Err(invalid(format!("`{name}` must be an integer"))),
+        }
+    }
+
+    fn decimal(&mut self, name: &str) -> Result<Option<Decimal>, Invalid> {
+        let text = match self.get(name)? {
+            None => return Ok(None),
+            Some(Raw::Str(s)) if s.trim().is_empty() => return Ok(None),
+            Some(Raw::Str(s)) => s,
+            Some(Raw::Number(n)) => n.to_owned(),
+            Some(Raw::Other(kind)) => {
+                return Err(invalid(format!("`{name}` must be a decimal number, got {kind}")));
+            }
+            Some(Raw::Null) => unreachable!("get() maps null to None"),
+        };
+        parse_decimal(&text)
+            .map(Some)
+            .ok_or_else(|| invalid(format!("`{name}` is not a decimal number: {:?}", truncate(&text, 40))))
+    }
+
+    fn text(&mut self, name: &str, max: usize, numbers: bool) -> Result<Option<String>, Invalid> {
+        let value = match self.get(name)? {
+            None => return Ok(None),
+            Some(Raw::Str(s)) => s,
+            Some(Raw::Number(n)) if numbers => n.to_owned(),
+            Some(Raw::Number(_)) => return Err(invalid(format!("`{name}` must be a string"))),
+            Some(Raw::Other(kind)) => {
+                return Err(invalid(format!("`{name}` must be a string or a number, got {kind}")));
+            }
+            Some(Raw::Null) => unreachable!("get() maps null to None"),
+        };
+        check_text(name, &value, max, true)?;
+        Ok(Some(value))
+    }
+}
+
+fn check_text(name: &str, value: &str, max: usize, allow_whitespace_controls: bool) -> Result<(), Invalid> {
+    if value.chars().count() > max {
+        return Err(invalid(format!("`{name}` is longer than {max} characters")));
+    }
+    let bad = value.chars().any(|c| {
+        c.is_control() && !(allow_whitespace_controls && matches!(c, '\t' | '\n' | '\r'))
+    });
+    if bad {
+        return Err(invalid(format!("`{name}` contains control characters")));
+    }
+    Ok(())
+}
+
+/// RFC 3339 with a mandatory offset; `T`, `t` or a space between date and time; kept to the
+/// microsecond (what Postgres stores).
+pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    let mut owned;
+    let mut s = text.trim();
+    if s.len() > 10 && s.as_bytes()[10] == b' ' {
+        owned = s.to_owned();
+        owned.replace_range(10..11, "T");
+        s = owned.as_str();
+    }
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
+}
+
+/// Exact decimal from JSON number text or a string; refuses NaN, infinities and overflow.
+pub fn parse_decimal(text: &str) -> Option<Decimal> {
+    let t = text.trim();
+    if t.is_empty() || t.len() > 64 {
+        return None;
+    }
+    if t.contains(['e', 'E']) {
+        return Decimal::from_scientific(t).ok();
+    }
+    t.parse::<Decimal>().ok()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let cut: String = s.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests;

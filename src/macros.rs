@@ -1,0 +1,275 @@
+//! URL and body templates with Affise-style `{macro}`s (SPEC §3): parse, validate, render.
+//!
+//! Pure. A template is parsed once into literal and macro segments; rendering escapes each
+//! value for where it lands (URL, JSON string, form field), so no value can change the
+//! template's structure.
+
+use std::borrow::Cow;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::event::Event;
+
+/// Everything but RFC 3986's unreserved characters is percent-encoded in a URL value.
+const URL_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Where a macro's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Text(&'static str),
+    AffiliateId,
+    OfferId,
+    ConversionId,
+    EventId,
+    StatusCode,
+    StatusName,
+    Payout,
+    Revenue,
+    Date,
+    Timestamp,
+    ClickDate,
+    ClickUnix,
+    ClickClock,
+    ClickDay,
+    Rand,
+}
+
+/// Every known macro name and its source, in the order the help text lists them.
+const MACROS: &[(&str, Source)] = &[
+    ("clickid", Source::Text("click_id")),
+    ("click_id", Source::Text("click_id")),
+    ("pid", Source::AffiliateId),
+    ("offer_id", Source::OfferId),
+    ("offerid", Source::OfferId),
+    ("offer_name", Source::Text("offer_name")),
+    ("affiliate_name", Source::Text("affiliate_name")),
+    ("advertiser_id", Source::Text("advertiser_id")),
+    ("transactionid", Source::Text("transaction_id")),
+    ("conversion_id", Source::ConversionId),
+    ("status", Source::StatusCode),
+    ("status_name", Source::StatusName),
+    ("goal", Source::Text("goal")),
+    ("sum", Source::Payout),
+    ("payout", Source::Payout),
+    ("revenue", Source::Revenue),
+    ("currency", Source::Text("currency")),
+    ("comment", Source::Text("comment")),
+    ("date", Source::Date),
+    ("timestamp", Source::Timestamp),
+    ("click_date", Source::ClickDate),
+    ("time", Source::ClickUnix),
+    ("time_petty", Source::ClickClock),
+    ("date_only", Source::ClickDay),
+    ("ip", Source::Text("ip")),
+    ("geo", Source::Text("geo")),
+    ("city", Source::Text("city")),
+    ("device_ua", Source::Text("device_ua")),
+    ("uagent", Source::Text("device_ua")),
+    ("os", Source::Text("os")),
+    ("referrer", Source::Text("referrer")),
+    ("fbclid", Source::Text("fbclid")),
+    ("user_id", Source::Text("user_id")),
+    ("promo_code", Source::Text("promo_code")),
+    ("ref_id", Source::Text("ref_id")),
+    ("os_id", Source::Text("os_id")),
+    ("sub1", Source::Text("sub1")),
+    ("sub2", Source::Text("sub2")),
+    ("sub3", Source::Text("sub3")),
+    ("sub4", Source::Text("sub4")),
+    ("sub5", Source::Text("sub5")),
+    ("sub6", Source::Text("sub6")),
+    ("sub7", Source::Text("sub7")),
+    ("sub8", Source::Text("sub8")),
+    ("ext1", Source::Text("ext1")),
+    ("ext2", Source::Text("ext2")),
+    ("ext3", Source::Text("ext3")),
+    ("custom_field1", Source::Text("custom_field1")),
+    ("custom_field2", Source::Text("custom_field2")),
+    ("custom_field3", Source::Text("custom_field3")),
+    ("custom_field4", Source::Text("custom_field4")),
+    ("custom_field5", Source::Text("custom_field5")),
+    ("custom_field6", Source::Text("custom_field6")),
+    ("custom_field7", Source::Text("custom_field7")),
+    ("custom_field_1", Source::Text("custom_field1")),
+    ("custom_field_2", Source::Text("custom_field2")),
+    ("custom_field_3", Source::Text("custom_field3")),
+    ("custom_field_4", Source::Text("custom_field4")),
+    ("custom_field_5", Source::Text("custom_field5")),
+    ("custom_field_6", Source::Text("custom_field6")),
+    ("custom_field_7", Source::Text("custom_field7")),
+    ("rand", Source::Rand),
+    ("event_id", Source::EventId),
+];
+
+/// The known macro names, for error messages and the README.
+pub fn known_names() -> impl Iterator<Item = &'static str> {
+    MACROS.iter().map(|(name, _)| *name)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("unknown macro {{{name}}}; known macros: {}", known_names().collect::<Vec<_>>().join(", "))]
+    UnknownMacro { name: String },
+    #[error("macros may stand in the path, query and fragment only, not in the scheme or host: {0}")]
+    MacroInAuthority(String),
+    #[error("not a valid http(s) URL: {0}")]
+    BadUrl(String),
+    #[error("the body template is not valid JSON with sample values ({0}); macros must stand inside JSON strings")]
+    BadJsonBody(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Lit(String),
+    Macro(Source),
+}
+
+/// How a value is escaped where it lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    Url,
+    Json,
+    Form,
+}
+
+/// A parsed template. Any brace that is not `{` + `[a-z0-9_]+` + `}` is literal text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    segments: Vec<Segment>,
+}
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Template, TemplateError> {
+        let mut segments = Vec::new();
+        let mut lit = String::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            lit.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let name_len = after
+                .bytes()
+                .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+                .count();
+            if name_len > 0 && after.as_bytes().get(name_len) == Some(&b'}') {
+                let name = &after[..name_len];
+                let source = MACROS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, s)| *s)
+                    .ok_or_else(|| TemplateError::UnknownMacro { name: name.to_owned() })?;
+                if !lit.is_empty() {
+                    segments.push(Segment::Lit(std::mem::take(&mut lit)));
+                }
+                segments.push(Segment::Macro(source));
+                rest = &after[name_len + 1..];
+            } else {
+                lit.push('{');
+                rest = after;
+            }
+        }
+        lit.push_str(rest);
+        if !lit.is_empty() {
+            segments.push(Segment::Lit(lit));
+        }
+        Ok(Template { segments })
+    }
+
+    /// Parses a URL template and checks that no macro can reach the scheme or host, and that
+    /// it renders to an http(s) URL.
+    pub fn parse_url(text: &str) -> Result<Template, TemplateError> {
+        let template = Template::parse(text)?;
+        let prefix = match template.segments.first() {
+            Some(Segment::Lit(l)) => l.as_str(),
+            _ => "",
+        };
+        let has_macro = template.segments.iter().any(|s| matches!(s, Segment::Macro(_)));
+        if has_macro {
+            // The literal text before the first macro must hold the whole scheme and authority.
+            let authority_ends = prefix
+                .find("://")
+                .and_then(|i| prefix[i + 3..].find(['/', '?', '#']))
+                .is_some();
+            if !authority_ends {
+                return Err(TemplateError::MacroInAuthority(text.to_owned()));
+            }
+        }
+        let sample = template.render_with(Escape::Url, |_| Cow::Borrowed("x"));
+        let url = url::Url::parse(&sample).map_err(|e| TemplateError::BadUrl(format!("{e}: {text}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(TemplateError::BadUrl(format!("scheme must be http or https with a host: {text}")));
+        }
+        Ok(template)
+    }
+
+    /// Parses a POST body template; a JSON one must stay valid JSON for any value.
+    pub fn parse_body(text: &str, escape: Escape) -> Result<Template, TemplateError> {
+        let template = Template::parse(text)?;
+        if escape == Escape::Json {
+            for sample in ["x", "", "a\"b\\c"] {
+                let body = template.render_with(Escape::Json, |_| Cow::Borrowed(sample));
+                serde_json::from_str::<serde_json::Value>(&body)
+                    .map_err(|e| TemplateError::BadJsonBody(e.to_string()))?;
+            }
+        }
+        Ok(template)
+    }
+
+    /// Renders with the event's values; `rand` is the per-send random value.
+    pub fn render(&self, event: &Event, escape: Escape, rand: &str) -> String {
+        self.render_with(escape, |source| value(source, event, rand))
+    }
+
+    fn render_with<'a>(&self, escape: Escape, mut value: impl FnMut(Source) -> Cow<'a, str>) -> String {
+        let mut out = String::with_capacity(128);
+        for segment in &self.segments {
+            match segment {
+                Segment::Lit(l) => out.push_str(l),
+                Segment::Macro(source) => escape_into(&mut out, &value(*source), escape),
+            }
+        }
+        out
+    }
+}
+
+fn escape_into(out: &mut String, value: &str, escape: Escape) {
+    match escape {
+        Escape::Url => out.extend(utf8_percent_encode(value, URL_VALUE)),
+        Escape::Form => out.extend(url::form_urlencoded::byte_serialize(value.as_bytes())),
+        Escape::Json => {
+            let quoted = serde_json::Value::String(value.to_owned()).to_string();
+            out.push_str(&quoted[1..quoted.len() - 1]);
+        }
+    }
+}
+
+const DATE_TIME: &str = "%Y-%m-%d %H:%M:%S";
+
+fn value<'e>(source: Source, event: &'e Event, rand: &'e str) -> Cow<'e, str> {
+    let owned = |s: Option<String>| Cow::Owned(s.unwrap_or_default());
+    let conversion_time = event.created_at.unwrap_or(event.updated_at);
+    match source {
+        Source::Text(name) => Cow::Borrowed(event.field(name).unwrap_or("")),
+        Source::AffiliateId => Cow::Borrowed(&event.affiliate_id),
+        Source::OfferId => Cow::Borrowed(&event.offer_id),
+        Source::ConversionId => Cow::Borrowed(&event.conversion_id),
+        Source::EventId => Cow::Borrowed(event.event_id.as_deref().unwrap_or("")),
+        Source::StatusCode => owned(event.status.code().map(|c| c.to_string())),
+        Source::StatusName => Cow::Borrowed(event.status.as_str()),
+        Source::Payout => owned(event.payout.map(|d| d.to_string())),
+        Source::Revenue => owned(event.revenue.map(|d| d.to_string())),
+        Source::Date => Cow::Owned(conversion_time.format(DATE_TIME).to_string()),
+        Source::Timestamp => Cow::Owned(conversion_time.timestamp().to_string()),
+        Source::ClickDate => owned(event.click_time.map(|t| t.format(DATE_TIME).to_string())),
+        Source::ClickUnix => owned(event.click_time.map(|t| t.timestamp().to_string())),
+        Source::ClickClock => owned(event.click_time.map(|t| t.format("%H:%M:%S").to_string())),
+        Source::ClickDay => owned(event.click_time.map(|t| t.format("%Y-%m-%d").to_string())),
+        Source::Rand => Cow::Borrowed(rand),
+    }
+}
+
+#[cfg(test)]
+mod tests;

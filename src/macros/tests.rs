@@ -1,0 +1,120 @@
+use super::*;
+use crate::event;
+
+fn sample() -> Event {
+    event::parse(
+        br#"{"conversion_id":"conv-1","status":"confirmed","updated_at":"2026-03-04T05:06:07Z",
+        "created_at":"2026-03-01T10:20:30+02:00","click_time":"2026-02-28T23:59:58Z",
+        "offer_id":42,"affiliate_id":"7","event_id":"ev-9","offer_name":"Offer & Co",
+        "affiliate_name":"Aff","advertiser_id":3,"goal":"Sale","payout":"1.50","revenue":2,
+        "currency":"USD","comment":"ok","click_id":"abc","transaction_id":"tx","ip":"1.2.3.4",
+        "geo":"DE","city":"Berlin","device_ua":"UA/1","os":"Android","referrer":"r",
+        "fbclid":"fb","user_id":"u","promo_code":"p","ref_id":"rf","os_id":"o",
+        "sub1":"s1","sub2":"s2","sub3":"s3","sub4":"s4","sub5":"s5","sub6":"s6","sub7":"s7","sub8":"s8",
+        "ext1":"e1","ext2":"e2","ext3":"e3","custom_field1":"c1","custom_field2":"c2",
+        "custom_field3":"c3","custom_field4":"c4","custom_field5":"c5","custom_field6":"c6",
+        "custom_field7":"c7"}"#,
+    )
+    .expect("sample event parses")
+}
+
+fn render_one(name: &str, ev: &Event) -> String {
+    Template::parse(&format!("{{{name}}}"))
+        .expect("known macro")
+        .render(ev, Escape::Url, "RAND")
+}
+
+#[test]
+fn every_macro_renders() {
+    let ev = sample();
+    let table = [
+        ("clickid", "abc"), ("click_id", "abc"), ("pid", "7"), ("offer_id", "42"),
+        ("offerid", "42"), ("offer_name", "Offer%20%26%20Co"), ("affiliate_name", "Aff"),
+        ("advertiser_id", "3"), ("transactionid", "tx"), ("conversion_id", "conv-1"),
+        ("status", "1"), ("status_name", "approved"), ("goal", "Sale"), ("sum", "1.50"),
+        ("payout", "1.50"), ("revenue", "2"), ("currency", "USD"), ("comment", "ok"),
+        ("date", "2026-03-01%2008%3A20%3A30"), ("timestamp", "1772353230"),
+        ("click_date", "2026-02-28%2023%3A59%3A58"), ("time", "1772323198"),
+        ("time_petty", "23%3A59%3A58"), ("date_only", "2026-02-28"), ("ip", "1.2.3.4"),
+        ("geo", "DE"), ("city", "Berlin"), ("device_ua", "UA%2F1"), ("uagent", "UA%2F1"),
+        ("os", "Android"), ("referrer", "r"), ("fbclid", "fb"), ("user_id", "u"),
+        ("promo_code", "p"), ("ref_id", "rf"), ("os_id", "o"), ("rand", "RAND"), ("event_id", "ev-9"),
+    ];
+    for (name, want) in table {
+        assert_eq!(render_one(name, &ev), want, "{{{name}}}");
+    }
+    for i in 1..=8 {
+        assert_eq!(render_one(&format!("sub{i}"), &ev), format!("s{i}"));
+    }
+    for i in 1..=3 {
+        assert_eq!(render_one(&format!("ext{i}"), &ev), format!("e{i}"));
+    }
+    for i in 1..=7 {
+        assert_eq!(render_one(&format!("custom_field{i}"), &ev), format!("c{i}"));
+        assert_eq!(render_one(&format!("custom_field_{i}"), &ev), format!("c{i}"));
+    }
+    // Every listed name is covered by the table or the loops above.
+    assert_eq!(known_names().count(), table.len() + 8 + 3 + 14);
+}
+
+#[test]
+fn missing_values_render_empty_and_date_falls_back_to_updated_at() {
+    let ev = event::parse(br#"{"conversion_id":"c","status":2,"updated_at":"2026-03-04T05:06:07Z","offer_id":1,"affiliate_id":1}"#)
+        .expect("parses");
+    for name in ["sum", "goal", "click_date", "time", "event_id", "sub3"] {
+        assert_eq!(render_one(name, &ev), "", "{{{name}}}");
+    }
+    assert_eq!(render_one("date", &ev), "2026-03-04%2005%3A06%3A07");
+    assert_eq!(render_one("status", &ev), "2");
+}
+
+#[test]
+fn hostile_values_cannot_change_the_url() {
+    let mut ev = sample();
+    let hostile = "a&b=c d#e/f?g@h:i%j{k}ü";
+    ev.fields.insert("sub1".into(), hostile.into());
+    let t = Template::parse_url("https://example.com/cb/{sub1}?x={sub1}&y=1#{sub1}").expect("valid");
+    let rendered = t.render(&ev, Escape::Url, "r");
+    let url = url::Url::parse(&rendered).expect("parses");
+    assert_eq!(url.host_str(), Some("example.com"));
+    assert_eq!(url.path_segments().map(|s| s.count()), Some(2));
+    let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into(), v.into())).collect();
+    assert_eq!(pairs, vec![("x".into(), hostile.into()), ("y".into(), "1".into())]);
+    let decoded = percent_encoding::percent_decode_str(url.fragment().expect("fragment"))
+        .decode_utf8()
+        .expect("utf8");
+    assert_eq!(decoded, hostile);
+}
+
+#[test]
+fn json_and_form_bodies_escape_values() {
+    let mut ev = sample();
+    ev.fields.insert("comment".into(), "say \"hi\"\n\\ & =".into());
+    let json = Template::parse_body(r#"{"c":"{comment}","s":"{sum}"}"#, Escape::Json).expect("valid");
+    let body: serde_json::Value = serde_json::from_str(&json.render(&ev, Escape::Json, "r")).expect("json");
+    assert_eq!(body["c"], "say \"hi\"\n\\ & =");
+    assert_eq!(body["s"], "1.50");
+    let form = Template::parse_body("c={comment}&s={sum}", Escape::Form).expect("valid");
+    let rendered = form.render(&ev, Escape::Form, "r");
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(rendered.as_bytes())
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    assert_eq!(pairs, vec![("c".into(), "say \"hi\"\n\\ & =".into()), ("s".into(), "1.50".into())]);
+}
+
+#[test]
+fn templates_are_validated() {
+    match Template::parse("https://x.test/?a={nope}") {
+        Err(TemplateError::UnknownMacro { name }) => assert_eq!(name, "nope"),
+        other => panic!("unknown macro should be refused, got {other:?}"),
+    }
+    let msg = Template::parse("{nope}").expect_err("refused").to_string();
+    assert!(msg.contains("{nope}") && msg.contains("clickid"), "{msg}");
+    for bad in ["https://{sub1}.example.com/", "http://example.com{sub1}", "{sub1}://x/", "ftp://x.test/{sub1}", "not a url"] {
+        assert!(Template::parse_url(bad).is_err(), "{bad} should be refused");
+    }
+    assert!(Template::parse_body(r#"{"sum": {sum}}"#, Escape::Json).is_err());
+    // Braces that are not macros are literal text.
+    let t = Template::parse_url("https://x.test/p?a={A}&b={}&c={sub1").expect("literal braces");
+    assert_eq!(t.render(&sample(), Escape::Url, "r"), "https://x.test/p?a={A}&b={}&c={sub1");
+}
