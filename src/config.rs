@@ -147,7 +147,7 @@ impl fmt::Display for Dur {
         let ms = self.0.as_millis();
         let units = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
         for (size, unit) in units {
-            if ms != 0 && ms % size == 0 {
+            if ms != 0 && ms.is_multiple_of(size) {
                 return write!(f, "{}{unit}", ms / size);
             }
         }
@@ -190,19 +190,20 @@ impl Config {
             }
         }
         for (name, value) in &env {
-            let Some(rest) = name.strip_prefix("XPB_") else { continue };
+            let Some(rest) = name.strip_prefix("XPB_") else {
+                continue;
+            };
             if rest == "CONFIG" || rest.starts_with("TEST_") {
                 continue;
             }
             let key = rest.to_ascii_lowercase().replacen("__", ".", 1);
             set_from_text(&mut tree, &key, value, name)?;
         }
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(tree))
-            .map_err(|e| {
-                let inner = e.inner().to_string();
-                let first = inner.lines().next().unwrap_or_default().to_owned();
-                err(format!("`{}`: {first}", e.path()))
-            })?;
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
+            let inner = e.inner().to_string();
+            let first = inner.lines().next().unwrap_or_default().to_owned();
+            err(format!("`{}`: {first}", e.path()))
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -215,7 +216,10 @@ impl Config {
             ("amqp.batch_size", self.amqp.batch_size),
             ("database.pool_size", self.database.pool_size),
             ("delivery.concurrency", self.delivery.concurrency),
-            ("delivery.per_host_concurrency", self.delivery.per_host_concurrency),
+            (
+                "delivery.per_host_concurrency",
+                self.delivery.per_host_concurrency,
+            ),
             ("delivery.max_response_bytes", self.delivery.max_response_bytes),
         ];
         for (key, value) in positive {
@@ -224,7 +228,9 @@ impl Config {
             }
         }
         if self.database.pool_size < 2 {
-            return Err(err("`database.pool_size` must be at least 2 (intake and dispatch each hold one)"));
+            return Err(err(
+                "`database.pool_size` must be at least 2 (intake and dispatch each hold one)",
+            ));
         }
         for (key, d) in [
             ("delivery.connect_timeout", self.delivery.connect_timeout),
@@ -243,25 +249,37 @@ impl Config {
         }
         for cidr in &self.delivery.allow_cidrs {
             cidr.parse::<ipnet::IpNet>().map_err(|_| {
-                err(format!("`delivery.allow_cidrs`: {cidr:?} is not a CIDR like 10.0.0.0/8 or fd00::/8"))
+                err(format!(
+                    "`delivery.allow_cidrs`: {cidr:?} is not a CIDR like 10.0.0.0/8 or fd00::/8"
+                ))
             })?;
         }
         self.http.listen.parse::<SocketAddr>().map_err(|_| {
-            err(format!("`http.listen`: {:?} is not an address like 127.0.0.1:9090", self.http.listen))
+            err(format!(
+                "`http.listen`: {:?} is not an address like 127.0.0.1:9090",
+                self.http.listen
+            ))
         })?;
         tokio_postgres::Config::from_str(&self.database.url)
             .map_err(|e| err(format!("`database.url` is not a Postgres URL: {e}")))?;
         if !(self.amqp.url.starts_with("amqp://") || self.amqp.url.starts_with("amqps://")) {
             return Err(err("`amqp.url` must start with amqp:// or amqps://"));
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| err(format!("`log.level` {:?} is not a level or filter like info or cross_postback=debug: {e}", self.log.level)))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            err(format!(
+                "`log.level` {:?} is not a level or filter like info or cross_postback=debug: {e}",
+                self.log.level
+            ))
+        })?;
         Ok(())
     }
 
     pub fn http_listen(&self) -> SocketAddr {
         // Checked by validate().
-        self.http.listen.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9090)))
+        self.http
+            .listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9090)))
     }
 
     pub fn retry_schedule(&self) -> crate::retry::Schedule {
@@ -269,7 +287,11 @@ impl Config {
     }
 
     pub fn allow_cidrs(&self) -> Vec<ipnet::IpNet> {
-        self.delivery.allow_cidrs.iter().filter_map(|c| c.parse().ok()).collect()
+        self.delivery
+            .allow_cidrs
+            .iter()
+            .filter_map(|c| c.parse().ok())
+            .collect()
     }
 }
 
@@ -306,7 +328,11 @@ fn set_from_text(tree: &mut toml::Table, key: &str, text: &str, var: &str) -> Re
         toml::Value::Boolean(_) => match text.trim() {
             "true" | "1" => toml::Value::Boolean(true),
             "false" | "0" => toml::Value::Boolean(false),
-            _ => return Err(err(format!("{var} (`{key}`) must be true or false, got {text:?}"))),
+            _ => {
+                return Err(err(format!(
+                    "{var} (`{key}`) must be true or false, got {text:?}"
+                )));
+            }
         },
         toml::Value::Integer(_) => text
             .trim()

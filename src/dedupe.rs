@@ -129,26 +129,90 @@ mod tests {
     #[test]
     fn table_of_cases() {
         let cases: Vec<(&str, Vec<Entry>, Vec<Decision>)> = vec![
-            ("first event announces", vec![at(Pending, 0, None)], vec![Announced]),
-            ("pending then approved", vec![at(Pending, 0, None), at(Approved, 1, None)], vec![Announced, Announced]),
-            ("redelivery is a duplicate", vec![at(Approved, 0, None), at(Approved, 0, None)], vec![Announced, Duplicate]),
-            ("old redelivery after a change is a duplicate, not stale",
-                vec![at(Pending, 0, None), at(Approved, 5, None), at(Pending, 0, None)], vec![Announced, Announced, Duplicate]),
-            ("stale replay", vec![at(Approved, 5, None), at(Pending, 1, None)], vec![Announced, Stale]),
-            ("re-approval after decline", vec![at(Approved, 0, None), at(Declined, 1, None), at(Approved, 2, None)],
-                vec![Announced, Announced, Announced]),
-            ("same status later is announced once", vec![at(Approved, 0, None), at(Approved, 3, None)], vec![Announced, Duplicate]),
-            ("hold advances order, fires nothing", vec![at(Pending, 0, None), at(Hold, 1, None), at(Approved, 2, None)],
-                vec![Announced, Accepted, Announced]),
-            ("hold does not reset the announced status", vec![at(Pending, 0, None), at(Hold, 1, None), at(Pending, 2, None)],
-                vec![Announced, Accepted, Duplicate]),
-            ("not_found is accepted", vec![at(NotFound, 0, None)], vec![Accepted]),
-            ("hold before anything stale afterwards", vec![at(Hold, 5, None), at(Pending, 1, None)], vec![Accepted, Stale]),
-            ("equal key, other status, in arrival order", vec![at(Pending, 0, None), at(Approved, 0, None)], vec![Announced, Announced]),
-            ("sequence wins over updated_at", vec![at(Pending, 10, Some(1)), at(Approved, 5, Some(2))], vec![Announced, Announced]),
-            ("older sequence is stale", vec![at(Approved, 0, Some(2)), at(Pending, 10, Some(1))], vec![Announced, Stale]),
-            ("equal sequence is the same", vec![at(Approved, 0, Some(3)), at(Approved, 9, Some(3))], vec![Announced, Duplicate]),
-            ("mixed: falls back to updated_at", vec![at(Approved, 5, Some(3)), at(Pending, 1, None)], vec![Announced, Stale]),
+            (
+                "first event announces",
+                vec![at(Pending, 0, None)],
+                vec![Announced],
+            ),
+            (
+                "pending then approved",
+                vec![at(Pending, 0, None), at(Approved, 1, None)],
+                vec![Announced, Announced],
+            ),
+            (
+                "redelivery is a duplicate",
+                vec![at(Approved, 0, None), at(Approved, 0, None)],
+                vec![Announced, Duplicate],
+            ),
+            (
+                "old redelivery after a change is a duplicate, not stale",
+                vec![at(Pending, 0, None), at(Approved, 5, None), at(Pending, 0, None)],
+                vec![Announced, Announced, Duplicate],
+            ),
+            (
+                "stale replay",
+                vec![at(Approved, 5, None), at(Pending, 1, None)],
+                vec![Announced, Stale],
+            ),
+            (
+                "re-approval after decline",
+                vec![
+                    at(Approved, 0, None),
+                    at(Declined, 1, None),
+                    at(Approved, 2, None),
+                ],
+                vec![Announced, Announced, Announced],
+            ),
+            (
+                "same status later is announced once",
+                vec![at(Approved, 0, None), at(Approved, 3, None)],
+                vec![Announced, Duplicate],
+            ),
+            (
+                "hold advances order, fires nothing",
+                vec![at(Pending, 0, None), at(Hold, 1, None), at(Approved, 2, None)],
+                vec![Announced, Accepted, Announced],
+            ),
+            (
+                "hold does not reset the announced status",
+                vec![at(Pending, 0, None), at(Hold, 1, None), at(Pending, 2, None)],
+                vec![Announced, Accepted, Duplicate],
+            ),
+            (
+                "not_found is accepted",
+                vec![at(NotFound, 0, None)],
+                vec![Accepted],
+            ),
+            (
+                "hold before anything stale afterwards",
+                vec![at(Hold, 5, None), at(Pending, 1, None)],
+                vec![Accepted, Stale],
+            ),
+            (
+                "equal key, other status, in arrival order",
+                vec![at(Pending, 0, None), at(Approved, 0, None)],
+                vec![Announced, Announced],
+            ),
+            (
+                "sequence wins over updated_at",
+                vec![at(Pending, 10, Some(1)), at(Approved, 5, Some(2))],
+                vec![Announced, Announced],
+            ),
+            (
+                "older sequence is stale",
+                vec![at(Approved, 0, Some(2)), at(Pending, 10, Some(1))],
+                vec![Announced, Stale],
+            ),
+            (
+                "equal sequence is the same",
+                vec![at(Approved, 0, Some(3)), at(Approved, 9, Some(3))],
+                vec![Announced, Duplicate],
+            ),
+            (
+                "mixed: falls back to updated_at",
+                vec![at(Approved, 5, Some(3)), at(Pending, 1, None)],
+                vec![Announced, Stale],
+            ),
         ];
         for (name, events, want) in cases {
             assert_eq!(story(&events), want, "{name}");
@@ -163,7 +227,10 @@ mod tests {
             assert_eq!(h.apply(at(status, i, None)), Announced);
         }
         assert_eq!(h.accepted.len(), HISTORY_LIMIT);
-        assert_eq!(h.accepted.last().map(|a| a.updated_at), Some(at(Approved, 199, None).updated_at));
+        assert_eq!(
+            h.accepted.last().map(|a| a.updated_at),
+            Some(at(Approved, 199, None).updated_at)
+        );
         assert_eq!(h.decide(&at(Approved, 0, None)), Stale);
     }
 

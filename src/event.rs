@@ -142,6 +142,36 @@ pub struct Event {
 }
 
 impl Event {
+    /// The canonical fields as one flat JSON object: the default body of a POST without a
+    /// body template. Decimals are strings, so they stay exact.
+    pub fn canonical_json(&self) -> serde_json::Value {
+        use serde_json::{Value, json};
+        let mut map = serde_json::Map::new();
+        map.insert("conversion_id".into(), json!(self.conversion_id));
+        map.insert("status".into(), json!(self.status.as_str()));
+        map.insert("status_code".into(), json!(self.status.code()));
+        map.insert("updated_at".into(), json!(self.updated_at.to_rfc3339()));
+        map.insert("offer_id".into(), json!(self.offer_id));
+        map.insert("affiliate_id".into(), json!(self.affiliate_id));
+        let optional = [
+            ("sequence", self.sequence.map(|s| json!(s))),
+            ("event_id", self.event_id.as_ref().map(|s| json!(s))),
+            ("created_at", self.created_at.map(|t| json!(t.to_rfc3339()))),
+            ("click_time", self.click_time.map(|t| json!(t.to_rfc3339()))),
+            ("payout", self.payout.map(|d| json!(d.to_string()))),
+            ("revenue", self.revenue.map(|d| json!(d.to_string()))),
+        ];
+        for (name, value) in optional {
+            if let Some(v) = value {
+                map.insert(name.into(), v);
+            }
+        }
+        for (name, value) in &self.fields {
+            map.insert(name.clone(), Value::String(value.clone()));
+        }
+        Value::Object(map)
+    }
+
     /// An optional text field, `None` when absent.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields.get(name).map(String::as_str)
@@ -168,9 +198,7 @@ enum Raw<'a> {
 fn classify(raw: &RawValue) -> Result<Raw<'_>, Invalid> {
     let text = raw.get();
     Ok(match text.as_bytes().first() {
-        Some(b'"') => Raw::Str(
-            serde_json::from_str(text).map_err(|e| invalid(format!("bad string: {e}")))?,
-        ),
+        Some(b'"') => Raw::Str(serde_json::from_str(text).map_err(|e| invalid(format!("bad string: {e}")))?),
         Some(b'n') => Raw::Null,
         Some(b't' | b'f') => Raw::Other("a boolean"),
         Some(b'{') => Raw::Other("an object"),
@@ -181,8 +209,7 @@ fn classify(raw: &RawValue) -> Result<Raw<'_>, Invalid> {
 
 /// Parses and validates one message body.
 pub fn parse(body: &[u8]) -> Result<Event, Invalid> {
-    let text = std::str::from_utf8(body)
-        .map_err(|e| invalid(format!("body is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(body).map_err(|e| invalid(format!("body is not UTF-8: {e}")))?;
     let map: BTreeMap<String, Box<RawValue>> = serde_json::from_str(text).map_err(|e| {
         if e.is_data() {
             invalid(format!("body is not a JSON object: {e}"))
@@ -249,7 +276,9 @@ impl Fields {
             Some(Raw::Str(s)) => s,
             Some(Raw::Number(n)) if numbers => {
                 if n.parse::<i128>().is_err() {
-                    return Err(invalid(format!("`{name}` must be an integer or a string, got {n}")));
+                    return Err(invalid(format!(
+                        "`{name}` must be an integer or a string, got {n}"
+                    )));
                 }
                 n.to_owned()
             }
@@ -272,7 +301,9 @@ impl Fields {
             Some(Raw::Str(s)) => s,
             Some(Raw::Number(n)) => n.to_owned(),
             Some(Raw::Other(kind)) => {
-                return Err(invalid(format!("`status` must be a string or an integer, got {kind}")));
+                return Err(invalid(format!(
+                    "`status` must be a string or an integer, got {kind}"
+                )));
             }
             Some(Raw::Null) => unreachable!("get() maps null to None"),
         };
@@ -288,9 +319,12 @@ impl Fields {
     fn timestamp(&mut self, name: &str) -> Result<Option<DateTime<Utc>>, Invalid> {
         match self.get(name)? {
             None => Ok(None),
-            Some(Raw::Str(s)) => parse_timestamp(&s)
-                .map(Some)
-                .map_err(|e| invalid(format!("`{name}` is not an RFC 3339 timestamp with an offset ({e}): {:?}", truncate(&s, 40)))),
+            Some(Raw::Str(s)) => parse_timestamp(&s).map(Some).map_err(|e| {
+                invalid(format!(
+                    "`{name}` is not an RFC 3339 timestamp with an offset ({e}): {:?}",
+                    truncate(&s, 40)
+                ))
+            }),
             Some(_) => Err(invalid(format!("`{name}` must be an RFC 3339 timestamp string"))),
         }
     }
@@ -298,10 +332,12 @@ impl Fields {
     fn integer(&mut self, name: &str) -> Result<Option<i64>, Invalid> {
         match self.get(name)? {
             None => Ok(None),
-            Some(Raw::Number(n)) => n
-                .parse::<i64>()
-                .map(Some)
-                .map_err(|_| invalid(format!("`{name}` must be an integer that fits 64 bits, got {}", truncate(n, 40)))),
+            Some(Raw::Number(n)) => n.parse::<i64>().map(Some).map_err(|_| {
+                invalid(format!(
+                    "`{name}` must be an integer that fits 64 bits, got {}",
+                    truncate(n, 40)
+                ))
+            }),
             Some(_) => Err(invalid(format!("`{name}` must be an integer"))),
         }
     }
@@ -317,9 +353,12 @@ impl Fields {
             }
             Some(Raw::Null) => unreachable!("get() maps null to None"),
         };
-        parse_decimal(&text)
-            .map(Some)
-            .ok_or_else(|| invalid(format!("`{name}` is not a decimal number: {:?}", truncate(&text, 40))))
+        parse_decimal(&text).map(Some).ok_or_else(|| {
+            invalid(format!(
+                "`{name}` is not a decimal number: {:?}",
+                truncate(&text, 40)
+            ))
+        })
     }
 
     fn text(&mut self, name: &str, max: usize, numbers: bool) -> Result<Option<String>, Invalid> {
@@ -329,7 +368,9 @@ impl Fields {
             Some(Raw::Number(n)) if numbers => n.to_owned(),
             Some(Raw::Number(_)) => return Err(invalid(format!("`{name}` must be a string"))),
             Some(Raw::Other(kind)) => {
-                return Err(invalid(format!("`{name}` must be a string or a number, got {kind}")));
+                return Err(invalid(format!(
+                    "`{name}` must be a string or a number, got {kind}"
+                )));
             }
             Some(Raw::Null) => unreachable!("get() maps null to None"),
         };
@@ -342,9 +383,9 @@ fn check_text(name: &str, value: &str, max: usize, allow_whitespace_controls: bo
     if value.chars().count() > max {
         return Err(invalid(format!("`{name}` is longer than {max} characters")));
     }
-    let bad = value.chars().any(|c| {
-        c.is_control() && !(allow_whitespace_controls && matches!(c, '\t' | '\n' | '\r'))
-    });
+    let bad = value
+        .chars()
+        .any(|c| c.is_control() && !(allow_whitespace_controls && matches!(c, '\t' | '\n' | '\r')));
     if bad {
         return Err(invalid(format!("`{name}` contains control characters")));
     }

@@ -27,5 +27,35 @@
 pub mod config;
 pub mod dedupe;
 pub mod event;
+pub mod guard;
 pub mod macros;
+pub mod mask;
 pub mod retry;
+
+pub mod amqp;
+pub mod cli;
+pub mod daemon;
+pub mod dispatch;
+pub mod intake;
+pub mod ops;
+pub mod receiver;
+pub mod sender;
+pub mod store;
+pub mod telemetry;
+
+/// Runs the daemon until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run_until_signalled(cfg: config::Config) -> anyhow::Result<()> {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let on_signal = shutdown.clone();
+    // Listening before start-up, so a signal while waiting for a service also stops it.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+        on_signal.cancel();
+    });
+    let daemon = daemon::start(cfg, shutdown.clone()).await?;
+    daemon.wait().await
+}

@@ -118,7 +118,9 @@ pub enum TemplateError {
     MacroInAuthority(String),
     #[error("not a valid http(s) URL: {0}")]
     BadUrl(String),
-    #[error("the body template is not valid JSON with sample values ({0}); macros must stand inside JSON strings")]
+    #[error(
+        "the body template is not valid JSON with sample values ({0}); macros must stand inside JSON strings"
+    )]
     BadJsonBody(String),
 }
 
@@ -160,7 +162,9 @@ impl Template {
                     .iter()
                     .find(|(n, _)| *n == name)
                     .map(|(_, s)| *s)
-                    .ok_or_else(|| TemplateError::UnknownMacro { name: name.to_owned() })?;
+                    .ok_or_else(|| TemplateError::UnknownMacro {
+                        name: name.to_owned(),
+                    })?;
                 if !lit.is_empty() {
                     segments.push(Segment::Lit(std::mem::take(&mut lit)));
                 }
@@ -200,7 +204,9 @@ impl Template {
         let sample = template.render_with(Escape::Url, |_| Cow::Borrowed("x"));
         let url = url::Url::parse(&sample).map_err(|e| TemplateError::BadUrl(format!("{e}: {text}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(TemplateError::BadUrl(format!("scheme must be http or https with a host: {text}")));
+            return Err(TemplateError::BadUrl(format!(
+                "scheme must be http or https with a host: {text}"
+            )));
         }
         Ok(template)
     }

@@ -1,1 +1,57 @@
-fn main() {}
+//! Wires: parse the command line, load the configuration, start telemetry, call the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cross_postback::cli::{Cli, Command};
+use cross_postback::config::Config;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            // One line, not clap's usage block.
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("invalid arguments"));
+            return ExitCode::from(2);
+        }
+    };
+    let needs_config = !matches!(cli.command, Command::Receiver { .. });
+    let cfg = if needs_config {
+        match Config::load(cli.config.as_deref(), std::env::vars()) {
+            Ok(cfg) => cfg,
+            Err(e) => return fail(&anyhow::Error::new(e)),
+        }
+    } else {
+        Config::default()
+    };
+    cross_postback::telemetry::init(&cfg.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&anyhow::Error::new(e)),
+    };
+    match runtime.block_on(cross_postback::cli::execute(cli.command, cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    let text = format!("{e:#}").replace('\n', " ");
+    eprintln!("error: {text}");
+    ExitCode::FAILURE
+}

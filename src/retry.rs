@@ -160,18 +160,34 @@ mod tests {
     fn retry_after_is_clamped_to_this_step_and_the_last() {
         let s = schedule();
         assert_eq!(s.next_delay(1, 1.2, Some(secs(60))), Some(secs(60)));
-        assert_eq!(s.next_delay(1, 1.2, Some(secs(1))), Some(secs(5)), "never sooner than the step");
-        assert_eq!(s.next_delay(1, 1.2, Some(secs(99_999))), Some(secs(120)), "never later than the last step");
+        assert_eq!(
+            s.next_delay(1, 1.2, Some(secs(1))),
+            Some(secs(5)),
+            "never sooner than the step"
+        );
+        assert_eq!(
+            s.next_delay(1, 1.2, Some(secs(99_999))),
+            Some(secs(120)),
+            "never later than the last step"
+        );
         assert_eq!(s.next_delay(3, 1.0, Some(secs(0))), Some(secs(120)));
     }
 
     #[test]
     fn retry_after_forms() {
-        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").expect("time").with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
         assert_eq!(parse_retry_after("7", now), Some(secs(7)));
         assert_eq!(parse_retry_after(" 120 ", now), Some(secs(120)));
-        assert_eq!(parse_retry_after("Thu, 01 Jan 2026 00:00:30 GMT", now), Some(secs(30)));
-        assert_eq!(parse_retry_after("Wed, 31 Dec 2025 00:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 2026 00:00:30 GMT", now),
+            Some(secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 31 Dec 2025 00:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
         assert!(honours_retry_after(429) && honours_retry_after(503) && !honours_retry_after(500));
     }

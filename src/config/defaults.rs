@@ -42,9 +42,16 @@ impl Default for Config {
                 lease: secs(60),
                 max_response_bytes: 65_536,
             },
-            run: Run { shutdown_timeout: secs(30) },
-            http: Http { listen: "127.0.0.1:9090".into() },
-            log: Log { format: LogFormat::Pretty, level: "info".into() },
+            run: Run {
+                shutdown_timeout: secs(30),
+            },
+            http: Http {
+                listen: "127.0.0.1:9090".into(),
+            },
+            log: Log {
+                format: LogFormat::Pretty,
+                level: "info".into(),
+            },
         }
     }
 }

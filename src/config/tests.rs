@@ -1,7 +1,10 @@
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 fn load_err(file: Option<&str>, pairs: &[(&str, &str)]) -> String {
@@ -39,8 +42,11 @@ fn local_toml_is_valid() {
 #[test]
 fn layers_apply_highest_first() {
     let dir = std::env::temp_dir().join(format!("xpb-config-{}.toml", uuid::Uuid::new_v4()));
-    std::fs::write(&dir, "[amqp]\nprefetch = 10\nqueue = \"from-file\"\n[database]\nurl = \"postgres://file@h/db\"\n")
-        .expect("write");
+    std::fs::write(
+        &dir,
+        "[amqp]\nprefetch = 10\nqueue = \"from-file\"\n[database]\nurl = \"postgres://file@h/db\"\n",
+    )
+    .expect("write");
     let c = Config::load(
         Some(&dir),
         env(&[
@@ -56,48 +62,107 @@ fn layers_apply_highest_first() {
     let _ = std::fs::remove_file(&dir);
     assert_eq!(c.amqp.prefetch, 20, "env over file");
     assert_eq!(c.amqp.queue, "from-file", "file over defaults");
-    assert_eq!(c.database.url, "postgres://shortcut@h/db", "DATABASE_URL over file");
+    assert_eq!(
+        c.database.url, "postgres://shortcut@h/db",
+        "DATABASE_URL over file"
+    );
     assert_eq!(c.retry_schedule().max_attempts(), 3);
     assert!(c.delivery.allow_private_networks);
 
-    let c = Config::load(None, env(&[("DATABASE_URL", "postgres://a@h/db"), ("XPB_DATABASE__URL", "postgres://b@h/db")]))
-        .expect("loads");
+    let c = Config::load(
+        None,
+        env(&[
+            ("DATABASE_URL", "postgres://a@h/db"),
+            ("XPB_DATABASE__URL", "postgres://b@h/db"),
+        ]),
+    )
+    .expect("loads");
     assert_eq!(c.database.url, "postgres://b@h/db", "XPB_ over DATABASE_URL");
 }
 
 #[test]
 fn bad_values_name_the_key_and_what_is_allowed() {
-    let table: Vec<(Option<&str>, Vec<(&str, &str)>, &[&str])> = vec![
-        (None, vec![("XPB_AMQP__QUEUE_TYPE", "stream")], &["amqp.queue_type", "quorum", "classic"]),
-        (None, vec![("XPB_DELIVERY__TIMEOUT", "10x")], &["delivery.timeout", "ms, s, m, h or d"]),
-        (None, vec![("XPB_AMQP__PREFETCH", "lots")], &["amqp.prefetch", "whole number"]),
+    type Case<'a> = (Option<&'a str>, Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let table: Vec<Case> = vec![
+        (
+            None,
+            vec![("XPB_AMQP__QUEUE_TYPE", "stream")],
+            &["amqp.queue_type", "quorum", "classic"],
+        ),
+        (
+            None,
+            vec![("XPB_DELIVERY__TIMEOUT", "10x")],
+            &["delivery.timeout", "ms, s, m, h or d"],
+        ),
+        (
+            None,
+            vec![("XPB_AMQP__PREFETCH", "lots")],
+            &["amqp.prefetch", "whole number"],
+        ),
         (None, vec![("XPB_AMQP__PREFETCH", "70000")], &["amqp.prefetch"]),
-        (None, vec![("XPB_AMQP__PREFETCH", "0")], &["amqp.prefetch", "at least 1"]),
-        (None, vec![("XPB_DELIVERY__ALLOW_PRIVATE_NETWORKS", "yes")], &["delivery.allow_private_networks", "true or false"]),
-        (None, vec![("XPB_DELIVERY__NOPE", "1")], &["XPB_DELIVERY__NOPE", "unknown key `delivery.nope`"]),
-        (None, vec![("XPB_LOG__FORMAT", "xml")], &["log.format", "pretty", "json"]),
+        (
+            None,
+            vec![("XPB_AMQP__PREFETCH", "0")],
+            &["amqp.prefetch", "at least 1"],
+        ),
+        (
+            None,
+            vec![("XPB_DELIVERY__ALLOW_PRIVATE_NETWORKS", "yes")],
+            &["delivery.allow_private_networks", "true or false"],
+        ),
+        (
+            None,
+            vec![("XPB_DELIVERY__NOPE", "1")],
+            &["XPB_DELIVERY__NOPE", "unknown key `delivery.nope`"],
+        ),
+        (
+            None,
+            vec![("XPB_LOG__FORMAT", "xml")],
+            &["log.format", "pretty", "json"],
+        ),
         (None, vec![("XPB_HTTP__LISTEN", "localhost")], &["http.listen"]),
-        (None, vec![("XPB_DELIVERY__ALLOW_CIDRS", "10.0.0.0/33")], &["delivery.allow_cidrs"]),
+        (
+            None,
+            vec![("XPB_DELIVERY__ALLOW_CIDRS", "10.0.0.0/33")],
+            &["delivery.allow_cidrs"],
+        ),
         (None, vec![("XPB_DELIVERY__LEASE", "5s")], &["delivery.lease"]),
         (None, vec![("AMQP_URL", "http://x")], &["amqp.url"]),
-        (Some("[amqp]\nprefetsh = 1\n"), vec![], &["unknown key `amqp.prefetsh`"]),
+        (
+            Some("[amqp]\nprefetsh = 1\n"),
+            vec![],
+            &["unknown key `amqp.prefetsh`"],
+        ),
         (Some("[nope]\na = 1\n"), vec![], &["unknown section `nope`"]),
         (Some("[amqp]\nprefetch = \"many\"\n"), vec![], &["amqp.prefetch"]),
-        (Some("[delivery]\nretry_schedule = [\"5s\", \"soon\"]\n"), vec![], &["delivery.retry_schedule", "soon"]),
+        (
+            Some("[delivery]\nretry_schedule = [\"5s\", \"soon\"]\n"),
+            vec![],
+            &["delivery.retry_schedule", "soon"],
+        ),
         (Some("not toml ["), vec![], &["not valid TOML"]),
     ];
     for (file, vars, wants) in table {
         let msg = load_err(file, &vars);
         assert!(!msg.contains('\n'), "one line: {msg}");
         for want in wants {
-            assert!(msg.contains(want), "{file:?} {vars:?}: {msg:?} should mention {want:?}");
+            assert!(
+                msg.contains(want),
+                "{file:?} {vars:?}: {msg:?} should mention {want:?}"
+            );
         }
     }
 }
 
 #[test]
 fn durations() {
-    for (text, ms) in [("250ms", 250), ("5s", 5_000), ("2m", 120_000), ("1h", 3_600_000), ("1d", 86_400_000)] {
+    for (text, ms) in [
+        ("250ms", 250),
+        ("5s", 5_000),
+        ("2m", 120_000),
+        ("1h", 3_600_000),
+        ("1d", 86_400_000),
+    ] {
         let d: Dur = text.parse().expect("valid");
         assert_eq!(d.0.as_millis(), ms, "{text}");
         assert_eq!(d.to_string(), text);

@@ -6,12 +6,16 @@ fn ok(json: &str) -> Event {
 
 fn err(body: &[u8]) -> String {
     match parse(body) {
-        Ok(ev) => panic!("{:?} should be refused, got {ev:?}", String::from_utf8_lossy(body)),
+        Ok(ev) => panic!(
+            "{:?} should be refused, got {ev:?}",
+            String::from_utf8_lossy(body)
+        ),
         Err(Invalid(reason)) => reason,
     }
 }
 
-const BASE: &str = r#""conversion_id":"c1","updated_at":"2026-01-02T03:04:05Z","offer_id":42,"affiliate_id":"7""#;
+const BASE: &str =
+    r#""conversion_id":"c1","updated_at":"2026-01-02T03:04:05Z","offer_id":42,"affiliate_id":"7""#;
 
 #[test]
 fn minimal_event_parses_and_normalises_ids_to_text() {
@@ -63,15 +67,24 @@ fn timestamps_need_an_offset_and_keep_microseconds() {
     let ev = ok(r#"{"conversion_id":"c","status":1,"offer_id":1,"affiliate_id":1,
         "updated_at":"2026-01-02 03:04:05.1234567+02:00"}"#);
     assert_eq!(ev.updated_at.to_rfc3339(), "2026-01-02T01:04:05.123456+00:00");
-    for bad in ["2026-01-02T03:04:05", "2026-01-02", "yesterday", "2026-13-02T03:04:05Z"] {
-        let body = format!(r#"{{"conversion_id":"c","status":1,"offer_id":1,"affiliate_id":1,"updated_at":"{bad}"}}"#);
+    for bad in [
+        "2026-01-02T03:04:05",
+        "2026-01-02",
+        "yesterday",
+        "2026-13-02T03:04:05Z",
+    ] {
+        let body = format!(
+            r#"{{"conversion_id":"c","status":1,"offer_id":1,"affiliate_id":1,"updated_at":"{bad}"}}"#
+        );
         assert!(err(body.as_bytes()).contains("updated_at"), "{bad}");
     }
 }
 
 #[test]
 fn decimals_stay_exact() {
-    let ev = ok(&format!(r#"{{{BASE},"status":1,"payout":0.1,"revenue":"12.500"}}"#));
+    let ev = ok(&format!(
+        r#"{{{BASE},"status":1,"payout":0.1,"revenue":"12.500"}}"#
+    ));
     assert_eq!(ev.payout.map(|d| d.to_string()).as_deref(), Some("0.1"));
     assert_eq!(ev.revenue.map(|d| d.to_string()).as_deref(), Some("12.500"));
     for bad in [r#""NaN""#, r#""inf""#, "1e400", r#""1,5""#, "true"] {
@@ -95,10 +108,16 @@ fn each_kind_of_wrongness_has_a_reason() {
     ];
     for (body, want) in table {
         let reason = err(body);
-        assert!(reason.contains(want), "{:?}: got {reason:?}, want {want:?}", String::from_utf8_lossy(body));
+        assert!(
+            reason.contains(want),
+            "{:?}: got {reason:?}, want {want:?}",
+            String::from_utf8_lossy(body)
+        );
     }
     let long = "x".repeat(129);
-    let body = format!(r#"{{"conversion_id":"{long}","status":1,"updated_at":"2026-01-02T03:04:05Z","offer_id":1,"affiliate_id":1}}"#);
+    let body = format!(
+        r#"{{"conversion_id":"{long}","status":1,"updated_at":"2026-01-02T03:04:05Z","offer_id":1,"affiliate_id":1}}"#
+    );
     assert!(err(body.as_bytes()).contains("longer than 128"));
 }
 
@@ -117,7 +136,9 @@ fn optional_fields_are_kept_and_unknown_ones_ignored() {
 
 #[test]
 fn stored_form_round_trips() {
-    let ev = ok(&format!(r#"{{{BASE},"status":"confirmed","payout":"1.50","created_at":"2026-01-01T00:00:00+01:00","geo":"DE"}}"#));
+    let ev = ok(&format!(
+        r#"{{{BASE},"status":"confirmed","payout":"1.50","created_at":"2026-01-01T00:00:00+01:00","geo":"DE"}}"#
+    ));
     let json = serde_json::to_string(&ev).expect("serialises");
     let back: Event = serde_json::from_str(&json).expect("deserialises");
     assert_eq!(back, ev);

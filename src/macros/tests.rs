@@ -28,17 +28,44 @@ fn render_one(name: &str, ev: &Event) -> String {
 fn every_macro_renders() {
     let ev = sample();
     let table = [
-        ("clickid", "abc"), ("click_id", "abc"), ("pid", "7"), ("offer_id", "42"),
-        ("offerid", "42"), ("offer_name", "Offer%20%26%20Co"), ("affiliate_name", "Aff"),
-        ("advertiser_id", "3"), ("transactionid", "tx"), ("conversion_id", "conv-1"),
-        ("status", "1"), ("status_name", "approved"), ("goal", "Sale"), ("sum", "1.50"),
-        ("payout", "1.50"), ("revenue", "2"), ("currency", "USD"), ("comment", "ok"),
-        ("date", "2026-03-01%2008%3A20%3A30"), ("timestamp", "1772353230"),
-        ("click_date", "2026-02-28%2023%3A59%3A58"), ("time", "1772323198"),
-        ("time_petty", "23%3A59%3A58"), ("date_only", "2026-02-28"), ("ip", "1.2.3.4"),
-        ("geo", "DE"), ("city", "Berlin"), ("device_ua", "UA%2F1"), ("uagent", "UA%2F1"),
-        ("os", "Android"), ("referrer", "r"), ("fbclid", "fb"), ("user_id", "u"),
-        ("promo_code", "p"), ("ref_id", "rf"), ("os_id", "o"), ("rand", "RAND"), ("event_id", "ev-9"),
+        ("clickid", "abc"),
+        ("click_id", "abc"),
+        ("pid", "7"),
+        ("offer_id", "42"),
+        ("offerid", "42"),
+        ("offer_name", "Offer%20%26%20Co"),
+        ("affiliate_name", "Aff"),
+        ("advertiser_id", "3"),
+        ("transactionid", "tx"),
+        ("conversion_id", "conv-1"),
+        ("status", "1"),
+        ("status_name", "approved"),
+        ("goal", "Sale"),
+        ("sum", "1.50"),
+        ("payout", "1.50"),
+        ("revenue", "2"),
+        ("currency", "USD"),
+        ("comment", "ok"),
+        ("date", "2026-03-01%2008%3A20%3A30"),
+        ("timestamp", "1772353230"),
+        ("click_date", "2026-02-28%2023%3A59%3A58"),
+        ("time", "1772323198"),
+        ("time_petty", "23%3A59%3A58"),
+        ("date_only", "2026-02-28"),
+        ("ip", "1.2.3.4"),
+        ("geo", "DE"),
+        ("city", "Berlin"),
+        ("device_ua", "UA%2F1"),
+        ("uagent", "UA%2F1"),
+        ("os", "Android"),
+        ("referrer", "r"),
+        ("fbclid", "fb"),
+        ("user_id", "u"),
+        ("promo_code", "p"),
+        ("ref_id", "rf"),
+        ("os_id", "o"),
+        ("rand", "RAND"),
+        ("event_id", "ev-9"),
     ];
     for (name, want) in table {
         assert_eq!(render_one(name, &ev), want, "{{{name}}}");
@@ -79,7 +106,10 @@ fn hostile_values_cannot_change_the_url() {
     assert_eq!(url.host_str(), Some("example.com"));
     assert_eq!(url.path_segments().map(|s| s.count()), Some(2));
     let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into(), v.into())).collect();
-    assert_eq!(pairs, vec![("x".into(), hostile.into()), ("y".into(), "1".into())]);
+    assert_eq!(
+        pairs,
+        vec![("x".into(), hostile.into()), ("y".into(), "1".into())]
+    );
     let decoded = percent_encoding::percent_decode_str(url.fragment().expect("fragment"))
         .decode_utf8()
         .expect("utf8");
@@ -99,7 +129,13 @@ fn json_and_form_bodies_escape_values() {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(rendered.as_bytes())
         .map(|(k, v)| (k.into(), v.into()))
         .collect();
-    assert_eq!(pairs, vec![("c".into(), "say \"hi\"\n\\ & =".into()), ("s".into(), "1.50".into())]);
+    assert_eq!(
+        pairs,
+        vec![
+            ("c".into(), "say \"hi\"\n\\ & =".into()),
+            ("s".into(), "1.50".into())
+        ]
+    );
 }
 
 #[test]
@@ -110,11 +146,20 @@ fn templates_are_validated() {
     }
     let msg = Template::parse("{nope}").expect_err("refused").to_string();
     assert!(msg.contains("{nope}") && msg.contains("clickid"), "{msg}");
-    for bad in ["https://{sub1}.example.com/", "http://example.com{sub1}", "{sub1}://x/", "ftp://x.test/{sub1}", "not a url"] {
+    for bad in [
+        "https://{sub1}.example.com/",
+        "http://example.com{sub1}",
+        "{sub1}://x/",
+        "ftp://x.test/{sub1}",
+        "not a url",
+    ] {
         assert!(Template::parse_url(bad).is_err(), "{bad} should be refused");
     }
     assert!(Template::parse_body(r#"{"sum": {sum}}"#, Escape::Json).is_err());
     // Braces that are not macros are literal text.
     let t = Template::parse_url("https://x.test/p?a={A}&b={}&c={sub1").expect("literal braces");
-    assert_eq!(t.render(&sample(), Escape::Url, "r"), "https://x.test/p?a={A}&b={}&c={sub1");
+    assert_eq!(
+        t.render(&sample(), Escape::Url, "r"),
+        "https://x.test/p?a={A}&b={}&c={sub1"
+    );
 }

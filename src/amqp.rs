@@ -1,0 +1,198 @@
+//! RabbitMQ: connection, topology (SPEC §8), and publishing with publisher confirms.
+
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+
+use crate::config::Amqp;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("broker: {0}")]
+    Lapin(#[from] lapin::Error),
+    #[error(
+        "declaring {what}: {source} (an existing queue or exchange declared with other arguments must be deleted, or the configuration changed to match it)"
+    )]
+    Topology { what: String, source: lapin::Error },
+    #[error("the broker returned the message as unroutable ({0})")]
+    Returned(String),
+    #[error("the broker refused the message (nack)")]
+    Nacked,
+}
+
+pub async fn connect(url: &str, name: &str) -> Result<Connection, AmqpError> {
+    let props = ConnectionProperties::default().with_connection_name(name.into());
+    Ok(Connection::connect(url, props).await?)
+}
+
+/// Declares the exchanges, the work queue and the dead-letter queue, and binds them.
+/// A clash with an existing declaration is an error that names what clashed.
+pub async fn declare_topology(channel: &Channel, cfg: &Amqp) -> Result<(), AmqpError> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    for exchange in [&cfg.exchange, &cfg.dead_letter_exchange] {
+        channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| AmqpError::Topology {
+                what: format!("exchange `{exchange}`"),
+                source,
+            })?;
+    }
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString(cfg.queue_type.as_str().into()),
+    );
+    let queue_opts = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    for (queue, exchange, key) in [
+        (&cfg.queue, &cfg.exchange, cfg.routing_key.as_str()),
+        (&cfg.dead_letter_queue, &cfg.dead_letter_exchange, "#"),
+    ] {
+        channel
+            .queue_declare(queue.as_str().into(), queue_opts, args.clone())
+            .await
+            .map_err(|source| AmqpError::Topology {
+                what: format!(
+                    "queue `{queue}` with x-queue-type={} (amqp.queue_type)",
+                    cfg.queue_type.as_str()
+                ),
+                source,
+            })?;
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.as_str().into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| AmqpError::Topology {
+                what: format!("binding of `{queue}` to `{exchange}`"),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// A channel with publisher confirms on.
+pub async fn confirm_channel(conn: &Connection) -> Result<Channel, AmqpError> {
+    let channel = conn.create_channel().await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(channel)
+}
+
+/// Persistent JSON message properties, with headers.
+pub fn properties(headers: FieldTable) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_headers(headers)
+}
+
+/// Publishes one message as `mandatory` and waits for its confirm: a nack or a return is an
+/// error.
+pub async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    props: BasicProperties,
+) -> Result<(), AmqpError> {
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key_short(routing_key),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            body,
+            props,
+        )
+        .await?
+        .await?;
+    check_confirm(confirm)
+}
+
+/// Turns a publisher confirm into a result.
+pub fn check_confirm(confirm: lapin::Confirmation) -> Result<(), AmqpError> {
+    if confirm.is_nack() {
+        return Err(AmqpError::Nacked);
+    }
+    match confirm.take_message() {
+        Some(returned) => Err(AmqpError::Returned(format!(
+            "{} {}",
+            returned.reply_code,
+            returned.reply_text.as_str()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A routing key cut to AMQP's 255-byte limit (on a character boundary).
+pub fn routing_key_short(key: &str) -> ShortString {
+    let mut end = key.len().min(255);
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    key[..end].into()
+}
+
+/// Message headers as JSON, for `rejected_messages.headers`.
+pub fn headers_json(headers: Option<&FieldTable>) -> serde_json::Value {
+    let Some(table) = headers else {
+        return serde_json::Value::Null;
+    };
+    serde_json::Value::Object(
+        table
+            .inner()
+            .iter()
+            .map(|(k, v)| (clean(k.as_str()), value_json(v)))
+            .collect(),
+    )
+}
+
+fn value_json(v: &AMQPValue) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        AMQPValue::Boolean(b) => J::Bool(*b),
+        AMQPValue::ShortShortInt(n) => J::from(*n),
+        AMQPValue::ShortShortUInt(n) => J::from(*n),
+        AMQPValue::ShortInt(n) => J::from(*n),
+        AMQPValue::ShortUInt(n) => J::from(*n),
+        AMQPValue::LongInt(n) => J::from(*n),
+        AMQPValue::LongUInt(n) => J::from(*n),
+        AMQPValue::LongLongInt(n) => J::from(*n),
+        AMQPValue::Timestamp(n) => J::from(*n),
+        AMQPValue::ShortString(s) => J::String(clean(s.as_str())),
+        AMQPValue::LongString(s) => J::String(clean(&String::from_utf8_lossy(s.as_bytes()))),
+        AMQPValue::FieldArray(a) => J::Array(a.as_slice().iter().map(value_json).collect()),
+        AMQPValue::FieldTable(t) => headers_json(Some(t)),
+        other => J::String(clean(&format!("{other:?}"))),
+    }
+}
+
+/// jsonb cannot hold NUL.
+fn clean(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+/// Adds a text header.
+pub fn with_header(mut table: FieldTable, key: &str, value: &str) -> FieldTable {
+    table.insert(key.into(), AMQPValue::LongString(LongString::from(value)));
+    table
+}

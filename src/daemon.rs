@@ -1,0 +1,219 @@
+//! The daemon: migrate, declare the topology, then run intake, dispatch and the ops listener
+//! until shutdown; then drain in order: stop consuming, finish or abandon sends, record, close.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use backon::BackoffBuilder;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::amqp::{self, AmqpError};
+use crate::config::Config;
+use crate::dispatch::{self, Dispatch};
+use crate::guard::Guard;
+use crate::intake::Intake;
+use crate::ops::{self, Health, Metrics};
+use crate::sender::Sender;
+use crate::store;
+
+/// A started daemon.
+pub struct Daemon {
+    /// Where `/healthz`, `/readyz` and `/metrics` answer.
+    pub http_addr: SocketAddr,
+    pub health: Arc<Health>,
+    pub metrics: Metrics,
+    task: JoinHandle<()>,
+}
+
+impl Daemon {
+    /// Waits until the daemon has stopped (after `shutdown` was cancelled).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("daemon task panicked")
+    }
+}
+
+/// Prepares everything that can fail at start-up (pool, migrations, topology, listener), then
+/// runs the daemon in the background until `shutdown` is cancelled.
+pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Daemon> {
+    let cfg = Arc::new(cfg);
+    let pool = store::pool(&cfg.database.url, cfg.database.pool_size)?;
+    let applied = retry_until(&shutdown, "database", || store::migrate(&pool)).await?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "migrations applied");
+    }
+    retry_until(&shutdown, "broker", || declare(&cfg)).await?;
+
+    let health = Arc::new(Health::default());
+    health.set_database(true);
+    let metrics = Metrics::default();
+    let (http_addr, ops_server) = ops::serve(
+        cfg.http_listen(),
+        Arc::clone(&health),
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    tracing::info!(%http_addr, "ops listener up");
+
+    let owner = Uuid::new_v4();
+    let d = &cfg.delivery;
+    let sender = Sender::new(
+        Guard::new(d.allow_private_networks, cfg.allow_cidrs()),
+        d.connect_timeout.0,
+        d.timeout.0,
+        d.max_response_bytes,
+    )?;
+    let dispatch = Arc::new(Dispatch::new(&cfg, owner, pool.clone(), metrics.clone(), sender));
+    // Jobs queue between intake (first attempts), the poller, the recorder and the senders.
+    let (jobs_tx, jobs_rx) = mpsc::channel(cfg.delivery.concurrency * 4);
+    let intake = Intake {
+        cfg: Arc::clone(&cfg),
+        pool: pool.clone(),
+        health: Arc::clone(&health),
+        metrics: metrics.clone(),
+        dispatch: Arc::clone(&dispatch),
+        jobs: jobs_tx.clone(),
+        owner,
+    };
+    let ops_task = tokio::spawn(ops_server);
+    let task = tokio::spawn(run(intake, dispatch, jobs_tx, jobs_rx, shutdown, ops_task));
+    Ok(Daemon {
+        http_addr,
+        health,
+        metrics,
+        task,
+    })
+}
+
+async fn run(
+    intake: Intake,
+    dispatch: Arc<Dispatch>,
+    jobs_tx: mpsc::Sender<store::dispatch::Job>,
+    jobs_rx: mpsc::Receiver<store::dispatch::Job>,
+    shutdown: CancellationToken,
+    ops_task: JoinHandle<()>,
+) {
+    let cfg = Arc::clone(&intake.cfg);
+    let pool = intake.pool.clone();
+    let monitor = tokio::spawn(monitor_database(
+        pool.clone(),
+        Arc::clone(&intake.health),
+        shutdown.clone(),
+    ));
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let tracker = TaskTracker::new();
+    let abandon = CancellationToken::new();
+    let jobs_task = tokio::spawn(dispatch::run_jobs(
+        Arc::clone(&dispatch),
+        jobs_rx,
+        done_tx,
+        shutdown.clone(),
+        abandon.clone(),
+        tracker.clone(),
+    ));
+    let recorder = tokio::spawn(dispatch::run_recorder(
+        Arc::clone(&dispatch),
+        done_rx,
+        jobs_tx.clone(),
+    ));
+    let poller = tokio::spawn(dispatch::run_poller(
+        Arc::clone(&dispatch),
+        jobs_tx,
+        cfg.delivery.poll_interval.0,
+        shutdown.clone(),
+    ));
+
+    intake.run(shutdown.clone()).await;
+    tracing::info!("stopped consuming; finishing in-flight sends");
+    let _ = poller.await;
+    let _ = jobs_task.await;
+    tracker.close();
+    let limit = cfg.run.shutdown_timeout.0;
+    if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            timeout_ms = limit.as_millis() as u64,
+            "in-flight sends abandoned; their leases expire and they are sent again"
+        );
+        abandon.cancel();
+        tracker.wait().await;
+    }
+    if tokio::time::timeout(limit, recorder).await.is_err() {
+        tracing::warn!("attempt records could not be written before the shutdown timeout");
+    }
+    let _ = monitor.await;
+    let _ = ops_task.await;
+    pool.close();
+    tracing::info!("stopped");
+}
+
+/// Connects once and declares the topology; a clash with an existing declaration is fatal.
+async fn declare(cfg: &Config) -> Result<(), AmqpError> {
+    let conn = amqp::connect(&cfg.amqp.url, "cross-postback setup").await?;
+    let channel = conn.create_channel().await?;
+    let result = amqp::declare_topology(&channel, &cfg.amqp).await;
+    let _ = conn.close(200, "bye".into()).await;
+    result
+}
+
+/// Keeps trying an operation that needs a service while the service is unreachable; a
+/// configuration problem (a topology clash) fails at once.
+async fn retry_until<T, E, F, Fut>(shutdown: &CancellationToken, what: &str, mut op: F) -> anyhow::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut delays = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times()
+        .build();
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                if is_fatal(&e) {
+                    return Err(anyhow::Error::new(e));
+                }
+                let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the {what}");
+                tokio::select! {
+                    _ = shutdown.cancelled() => anyhow::bail!("stopped while waiting for the {what}: {e}"),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+fn is_fatal(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(AmqpError::Topology { .. }) = e.downcast_ref::<AmqpError>() {
+        return true;
+    }
+    if let Some(store::StoreError::Db(db)) = e.downcast_ref::<store::StoreError>() {
+        // A server that answered with an error (a failed migration, a missing database) will
+        // not change by waiting; only a connection problem is worth waiting out.
+        return db.as_db_error().is_some();
+    }
+    false
+}
+
+async fn monitor_database(pool: deadpool_postgres::Pool, health: Arc<Health>, shutdown: CancellationToken) {
+    loop {
+        let up = matches!(
+            tokio::time::timeout(Duration::from_secs(3), store::ping(&pool)).await,
+            Ok(Ok(()))
+        );
+        health.set_database(up);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Dispatch: run claimed deliveries (first attempts from intake, due retries from the poller,
+//! followers handed on by the recorder) under global and per-host limits, and hand each
+//! outcome to the recorder.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::macros::{Escape, Template};
+use crate::ops::Metrics;
+use crate::retry::{ErrorCode, Schedule, Verdict, classify, jitter};
+use crate::sender::{self, Sender};
+use crate::store::dispatch::{AttemptRecord, Job};
+
+mod poller;
+mod recorder;
+
+pub use poller::run_poller;
+pub use recorder::{Done, run_recorder};
+
+/// What the dispatch tasks share.
+pub struct Dispatch {
+    pub owner: Uuid,
+    pub pool: deadpool_postgres::Pool,
+    pub metrics: Metrics,
+    pub sender: Sender,
+    pub schedule: Schedule,
+    pub lease: Duration,
+    /// No attempt starts unless this much of its lease is left.
+    pub lease_margin: Duration,
+    pub global: Arc<Semaphore>,
+    pub per_host: usize,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Jobs queued or running, so the poller claims no more than can start soon.
+    pub outstanding: AtomicUsize,
+    pub capacity: usize,
+    /// Wakes the poller when a retry has been scheduled.
+    pub wake_poller: Notify,
+}
+
+impl Dispatch {
+    pub fn new(
+        cfg: &Config,
+        owner: Uuid,
+        pool: deadpool_postgres::Pool,
+        metrics: Metrics,
+        sender: Sender,
+    ) -> Dispatch {
+        let d = &cfg.delivery;
+        Dispatch {
+            owner,
+            pool,
+            metrics,
+            sender,
+            schedule: cfg.retry_schedule(),
+            lease: d.lease.0,
+            lease_margin: d.timeout.0 + d.connect_timeout.0 + Duration::from_secs(1),
+            global: Arc::new(Semaphore::new(d.concurrency)),
+            per_host: d.per_host_concurrency,
+            hosts: Mutex::new(HashMap::new()),
+            outstanding: AtomicUsize::new(0),
+            capacity: d.concurrency * 2,
+            wake_poller: Notify::new(),
+        }
+    }
+
+    fn host_limit(&self, host: &str) -> Arc<Semaphore> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(
+            hosts
+                .entry(host.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_host))),
+        )
+    }
+}
+
+/// Receives jobs and runs each in its own task until `stop`; then gives back the leases of
+/// jobs not started and waits for the running ones (the caller bounds that wait).
+pub async fn run_jobs(
+    dispatch: Arc<Dispatch>,
+    mut jobs: mpsc::Receiver<Job>,
+    done: mpsc::UnboundedSender<Done>,
+    stop: CancellationToken,
+    abandon: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let job = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            job = jobs.recv() => match job {
+                Some(job) => job,
+                None => break,
+            },
+        };
+        let (dispatch, done, stop, abandon) =
+            (Arc::clone(&dispatch), done.clone(), stop.clone(), abandon.clone());
+        tracker.spawn(async move { run_job(dispatch, job, done, stop, abandon).await });
+    }
+    jobs.close();
+    while let Ok(job) = jobs.try_recv() {
+        let _ = done.send(Done::Release(job.delivery_id));
+    }
+}
+
+async fn run_job(
+    dispatch: Arc<Dispatch>,
+    job: Job,
+    done: mpsc::UnboundedSender<Done>,
+    stop: CancellationToken,
+    abandon: CancellationToken,
+) {
+    let span = tracing::info_span!("delivery", delivery_id = job.delivery_id, conversion_id = %job.event.conversion_id,
+        url_id = job.url.id, attempt = job.attempt);
+    async move {
+        let prepared = prepare(&job);
+        let host = prepared
+            .as_ref()
+            .ok()
+            .map(|r| host_key(&r.url))
+            .unwrap_or_default();
+        let host_limit = dispatch.host_limit(&host);
+        let permits = tokio::select! {
+            biased;
+            _ = stop.cancelled() => None,
+            permits = async {
+                let h = host_limit.acquire_owned().await;
+                let g = Arc::clone(&dispatch.global).acquire_owned().await;
+                (h, g)
+            } => Some(permits),
+        };
+        let Some((Ok(_host_permit), Ok(_global_permit))) = permits else {
+            let _ = done.send(Done::Release(job.delivery_id));
+            return;
+        };
+        if Instant::now() + dispatch.lease_margin >= job.lease_until {
+            // Too little lease left for a whole attempt: let it expire and be claimed afresh
+            // rather than risk two workers sending at once.
+            tracing::debug!("lease too short to start; released");
+            let _ = done.send(Done::Release(job.delivery_id));
+            return;
+        }
+        tokio::select! {
+            record = attempt(&dispatch, &job, prepared) => {
+                let _ = done.send(Done::Attempt(record));
+            }
+            // Shutdown took too long: the request may or may not have arrived; the lease
+            // expires and the delivery is sent again with the same idempotency key.
+            _ = abandon.cancelled() => tracing::warn!("send abandoned at shutdown"),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// The receiver's host:port, the key of the per-host limit.
+fn host_key(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}:{}",
+            u.host_str().unwrap_or_default(),
+            u.port_or_known_default().unwrap_or(0)
+        ),
+        Err(_) => String::new(),
+    }
+}
+
+/// Renders the request from the URL's current row and the delivery's event.
+fn prepare(job: &Job) -> Result<sender::Request, String> {
+    let rand = Uuid::new_v4().to_string();
+    let template = Template::parse_url(&job.url.url).map_err(|e| e.to_string())?;
+    let url = template.render(&job.event, Escape::Url, &rand);
+    let method = if job.url.method == "POST" {
+        reqwest::Method::POST
+    } else {
+        reqwest::Method::GET
+    };
+    let body = if method == reqwest::Method::POST {
+        let escape = job.url.body_escape();
+        let content_type = match escape {
+            Escape::Form => "application/x-www-form-urlencoded",
+            _ => "application/json",
+        };
+        let text = match &job.url.body {
+            Some(t) => Template::parse_body(t, escape)
+                .map_err(|e| e.to_string())?
+                .render(&job.event, escape, &rand),
+            None => job.event.canonical_json().to_string(),
+        };
+        Some((text, content_type))
+    } else {
+        None
+    };
+    let idempotency_key = match &job.event.event_id {
+        Some(event_id) => format!("{event_id}:{}", job.url.id),
+        None => job.delivery_id.to_string(),
+    };
+    Ok(sender::Request {
+        method,
+        url,
+        body,
+        idempotency_key,
+        follow_redirects: job.url.follow_redirects,
+    })
+}
+
+/// Makes one attempt and decides what comes next.
+async fn attempt(dispatch: &Dispatch, job: &Job, prepared: Result<sender::Request, String>) -> AttemptRecord {
+    let sent_at = Utc::now();
+    let (url, method, response) = match prepared {
+        Ok(req) => {
+            let response = dispatch.sender.send(&req).await;
+            (req.url, req.method.to_string(), response)
+        }
+        Err(reason) => {
+            let response = sender::Response {
+                http_code: None,
+                error: Some((
+                    ErrorCode::Render,
+                    format!("the URL or body does not render: {reason}"),
+                )),
+                excerpt: None,
+                retry_after: None,
+                duration: Duration::ZERO,
+            };
+            (job.url.url.clone(), job.url.method.clone(), response)
+        }
+    };
+    let verdict = classify(response.http_code, response.error.as_ref().map(|(c, _)| *c));
+    let next_delay = match verdict {
+        Verdict::Retry => dispatch
+            .schedule
+            .next_delay(job.attempt as u32, jitter(), response.retry_after),
+        _ => None,
+    };
+    let (state, next_attempt_at) = match (verdict, next_delay) {
+        (Verdict::Delivered, _) => ("delivered", None),
+        (Verdict::Retry, Some(d)) => (
+            "pending",
+            chrono::Duration::from_std(d).ok().map(|d| Utc::now() + d),
+        ),
+        _ => ("failed", None),
+    };
+    dispatch
+        .metrics
+        .attempt(response.http_code, response.duration.as_secs_f64());
+    log_attempt(&url, &response, state);
+    AttemptRecord {
+        delivery_id: job.delivery_id,
+        url_id: job.url.id,
+        url,
+        method,
+        event: Arc::clone(&job.event),
+        attempt: job.attempt,
+        http_code: response.http_code.map(i32::from),
+        error_code: response.error.as_ref().map(|(c, _)| c.as_str()),
+        error: response.error.map(|(_, text)| text),
+        response_excerpt: response.excerpt,
+        duration_ms: i32::try_from(response.duration.as_millis()).unwrap_or(i32::MAX),
+        sent_at,
+        state,
+        next_attempt_at,
+    }
+}
+
+fn log_attempt(url: &str, response: &sender::Response, state: &str) {
+    let masked = crate::mask::mask_url(url);
+    let ms = response.duration.as_millis() as u64;
+    match &response.error {
+        None => tracing::info!(url = %masked, http_code = response.http_code, duration_ms = ms, "delivered"),
+        Some((code, text)) => {
+            tracing::warn!(url = %masked, http_code = response.http_code, error_code = code.as_str(),
+            error = %text, duration_ms = ms, next = state, "attempt failed")
+        }
+    }
+}
+
+/// Marks `n` more jobs as outstanding (queued or running).
+pub fn add_outstanding(dispatch: &Dispatch, n: usize) {
+    dispatch.outstanding.fetch_add(n, Ordering::Relaxed);
+}

@@ -1,0 +1,254 @@
+//! Intake: consume, validate, decide and log a batch in one transaction, dead-letter the
+//! invalid messages, then ack the batch with `multiple` — only after the commit.
+//!
+//! One consumer per process, batches processed one after another, so the events of one
+//! conversion are decided in the order they were received. Any broker or database failure
+//! ends the session: the channel closes (RabbitMQ requeues what was not acked), and a new
+//! session starts once both answer again.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder;
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Consumer};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::amqp::{self, AmqpError};
+use crate::config::Config;
+use crate::dedupe::Decision;
+use crate::dispatch::{Dispatch, add_outstanding};
+use crate::event;
+use crate::ops::{Health, Metrics};
+use crate::store::{self, StoreError, dispatch::Job, intake as sql};
+
+/// How much of an oversized body is kept in `rejected_messages`.
+const OVERSIZED_KEEP: usize = 64 * 1024;
+/// How often a batch is tried again after a deadlock before the session gives up.
+const CONFLICT_RETRIES: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error(transparent)]
+    Amqp(#[from] AmqpError),
+    #[error("broker: {0}")]
+    Lapin(#[from] lapin::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the broker cancelled the consumer (queue deleted or consumer timeout)")]
+    Cancelled,
+}
+
+pub struct Intake {
+    pub cfg: Arc<Config>,
+    pub pool: deadpool_postgres::Pool,
+    pub health: Arc<Health>,
+    pub metrics: Metrics,
+    pub dispatch: Arc<Dispatch>,
+    pub jobs: mpsc::Sender<Job>,
+    pub owner: Uuid,
+}
+
+impl Intake {
+    /// Runs sessions until `stop`, reconnecting with backoff after each failure.
+    pub async fn run(self, stop: CancellationToken) {
+        let builder = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(5))
+            .without_max_times();
+        let mut delays = builder.build();
+        while !stop.is_cancelled() {
+            let started = Instant::now();
+            let result = self.session(&stop).await;
+            self.health.set_broker(false);
+            match result {
+                Ok(()) => return,
+                Err(e) => {
+                    if started.elapsed() > Duration::from_secs(30) {
+                        delays = builder.build();
+                    }
+                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "intake stopped consuming; reconnecting");
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn session(&self, stop: &CancellationToken) -> Result<(), IntakeError> {
+        // Consume only while the database answers: nothing could be logged or acked otherwise.
+        store::ping(&self.pool).await?;
+        let cfg = &self.cfg.amqp;
+        let conn = amqp::connect(&cfg.url, "cross-postback intake").await?;
+        let channel = conn.create_channel().await?;
+        amqp::declare_topology(&channel, cfg).await?;
+        channel
+            .basic_qos(cfg.prefetch, BasicQosOptions::default())
+            .await?;
+        let dlx = amqp::confirm_channel(&conn).await?;
+        let tag = format!("cross-postback-{}", self.owner);
+        let mut consumer = channel
+            .basic_consume(
+                cfg.queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        self.health.set_broker(true);
+        tracing::info!(queue = %cfg.queue, prefetch = cfg.prefetch, "consuming");
+        let result = self.consume(&channel, &dlx, &mut consumer, stop).await;
+        // Closing the connection hands every unacked message back to the queue.
+        let _ = conn.close(200, "bye".into()).await;
+        result
+    }
+
+    async fn consume(
+        &self,
+        channel: &Channel,
+        dlx: &Channel,
+        consumer: &mut Consumer,
+        stop: &CancellationToken,
+    ) -> Result<(), IntakeError> {
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = stop.cancelled() => return Ok(()),
+                next = consumer.next() => next,
+            };
+            let mut batch = vec![take(next)?];
+            while batch.len() < self.cfg.amqp.batch_size {
+                match consumer.next().now_or_never() {
+                    Some(next) => batch.push(take(next)?),
+                    None => break,
+                }
+            }
+            self.process(channel, dlx, batch).await?;
+        }
+    }
+
+    async fn process(
+        &self,
+        channel: &Channel,
+        dlx: &Channel,
+        batch: Vec<Delivery>,
+    ) -> Result<(), IntakeError> {
+        let messages: Vec<sql::Message> = batch.iter().map(|d| self.parse(d)).collect();
+        let logged = self.log(&messages).await?;
+        for (delivery, message) in batch.iter().zip(&messages) {
+            if let sql::Message::Invalid(rejected) = message {
+                self.dead_letter(dlx, delivery, &rejected.reason).await?;
+            }
+        }
+        if let Some(last) = batch.last() {
+            channel
+                .basic_ack(last.delivery_tag, BasicAckOptions { multiple: true })
+                .await?;
+        }
+        self.count(&messages, &logged);
+        add_outstanding(&self.dispatch, logged.jobs.len());
+        for job in logged.jobs {
+            if let Err(mpsc::error::SendError(job)) = self.jobs.send(job).await {
+                // Dispatch has stopped; the lease expires and the poller of some worker takes it.
+                self.dispatch.outstanding.fetch_sub(1, Ordering::Relaxed);
+                tracing::debug!(
+                    delivery_id = job.delivery_id,
+                    "dispatch stopped; first attempt left to the lease"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn log(&self, messages: &[sql::Message]) -> Result<sql::Logged, IntakeError> {
+        let lease = self.cfg.delivery.lease.0;
+        let mut tries = 0;
+        loop {
+            let mut client = self.pool.get().await.map_err(StoreError::from)?;
+            match sql::log_batch(&mut client, messages, self.owner, lease).await {
+                Ok(logged) => return Ok(logged),
+                Err(e) if e.is_retryable_conflict() && tries < CONFLICT_RETRIES => tries += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Validates one message; an invalid one keeps its body (or the first 64 KiB of it).
+    fn parse(&self, d: &Delivery) -> sql::Message {
+        let max = self.cfg.amqp.max_message_bytes;
+        let reason = if d.data.len() > max {
+            format!(
+                "message is {} bytes, over amqp.max_message_bytes ({max})",
+                d.data.len()
+            )
+        } else {
+            match event::parse(&d.data) {
+                Ok(event) => return sql::Message::Valid(event),
+                Err(invalid) => invalid.0,
+            }
+        };
+        let truncated = d.data.len() > max;
+        let body = if truncated {
+            d.data[..OVERSIZED_KEEP.min(d.data.len())].to_vec()
+        } else {
+            d.data.clone()
+        };
+        tracing::warn!(routing_key = %d.routing_key, reason = %reason, "invalid message rejected");
+        sql::Message::Invalid(sql::Rejected {
+            body,
+            size: d.data.len(),
+            sha256: truncated.then(|| Sha256::digest(&d.data).to_vec()),
+            truncated,
+            routing_key: d.routing_key.as_str().to_owned(),
+            headers: amqp::headers_json(d.properties.headers().as_ref()),
+            reason,
+        })
+    }
+
+    async fn dead_letter(&self, dlx: &Channel, d: &Delivery, reason: &str) -> Result<(), IntakeError> {
+        let headers = d.properties.headers().clone().unwrap_or_default();
+        let props = amqp::properties(amqp::with_header(headers, "x-xpb-reason", reason));
+        amqp::publish_confirmed(
+            dlx,
+            &self.cfg.amqp.dead_letter_exchange,
+            d.routing_key.as_str(),
+            &d.data,
+            props,
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn count(&self, messages: &[sql::Message], logged: &sql::Logged) {
+        for (message, decision) in messages.iter().zip(&logged.decisions) {
+            let outcome = decision.map_or("rejected", Decision::as_str);
+            self.metrics.event(outcome);
+            if let sql::Message::Valid(e) = message {
+                tracing::debug!(conversion_id = %e.conversion_id, status = %e.status, outcome, "event decided");
+            } else {
+                self.metrics.rejected.inc();
+            }
+        }
+        self.metrics.delivery("created", logged.deliveries as u64);
+        self.metrics.delivery("superseded", logged.superseded as u64);
+    }
+}
+
+/// A consumer stream item: a delivery, or the reason the consumer is gone.
+fn take(next: Option<lapin::Result<Delivery>>) -> Result<Delivery, IntakeError> {
+    match next {
+        Some(Ok(d)) => Ok(d),
+        Some(Err(e)) => Err(e.into()),
+        None => Err(IntakeError::Cancelled),
+    }
+}

@@ -1,0 +1,198 @@
+//! Operations endpoints on `http.listen`: `/healthz` (alive), `/readyz` (broker and database
+//! reachable), `/metrics` (Prometheus text).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpClass {
+    pub class: &'static str,
+}
+
+/// The daemon's counters. Cheap to clone (every metric is shared).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Events consumed, by outcome: announced, accepted, duplicate, stale, rejected.
+    pub events: Family<Outcome, Counter>,
+    /// Deliveries by outcome: created, superseded, delivered, failed, retried.
+    pub deliveries: Family<Outcome, Counter>,
+    /// Attempts by HTTP class (2xx, 3xx, 4xx, 5xx, none).
+    pub attempts: Family<HttpClass, Counter>,
+    pub attempt_seconds: Histogram,
+    /// Pending deliveries whose attempt is due.
+    pub retries_due: Gauge,
+    pub rejected: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut registry = Registry::with_prefix("xpb");
+        let events = Family::<Outcome, Counter>::default();
+        let deliveries = Family::<Outcome, Counter>::default();
+        let attempts = Family::<HttpClass, Counter>::default();
+        let attempt_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let retries_due = Gauge::default();
+        let rejected = Counter::default();
+        registry.register("events_consumed", "Events consumed, by outcome", events.clone());
+        registry.register("deliveries", "Deliveries, by outcome", deliveries.clone());
+        registry.register("attempts", "Attempts, by HTTP status class", attempts.clone());
+        registry.register(
+            "attempt_duration_seconds",
+            "Attempt latency",
+            attempt_seconds.clone(),
+        );
+        registry.register(
+            "retries_due",
+            "Pending deliveries whose attempt is due",
+            retries_due.clone(),
+        );
+        registry.register(
+            "rejected_messages",
+            "Invalid messages stored and dead-lettered",
+            rejected.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            events,
+            deliveries,
+            attempts,
+            attempt_seconds,
+            retries_due,
+            rejected,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn event(&self, outcome: &'static str) {
+        self.events.get_or_create(&Outcome { outcome }).inc();
+    }
+
+    pub fn delivery(&self, outcome: &'static str, n: u64) {
+        if n > 0 {
+            self.deliveries.get_or_create(&Outcome { outcome }).inc_by(n);
+        }
+    }
+
+    pub fn attempt(&self, http_code: Option<u16>, seconds: f64) {
+        let class = match http_code {
+            Some(100..=199) => "1xx",
+            Some(200..=299) => "2xx",
+            Some(300..=399) => "3xx",
+            Some(400..=499) => "4xx",
+            Some(_) => "5xx",
+            None => "none",
+        };
+        self.attempts.get_or_create(&HttpClass { class }).inc();
+        self.attempt_seconds.observe(seconds);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        out
+    }
+}
+
+/// Readiness: both flags are kept up to date by the parts that talk to each service.
+#[derive(Default)]
+pub struct Health {
+    pub broker: AtomicBool,
+    pub database: AtomicBool,
+}
+
+impl Health {
+    pub fn ready(&self) -> bool {
+        self.broker.load(Ordering::Relaxed) && self.database.load(Ordering::Relaxed)
+    }
+
+    pub fn set_broker(&self, up: bool) {
+        self.broker.store(up, Ordering::Relaxed);
+    }
+
+    pub fn set_database(&self, up: bool) {
+        self.database.store(up, Ordering::Relaxed);
+    }
+}
+
+#[derive(Clone)]
+struct Ops {
+    health: Arc<Health>,
+    metrics: Metrics,
+}
+
+/// Binds the listener (so a bad address fails start-up) and returns its address and the
+/// server future, which ends when `shutdown` is cancelled.
+pub async fn serve(
+    listen: SocketAddr,
+    health: Arc<Health>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(SocketAddr, impl Future<Output = ()>)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (http.listen): {e}"))?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(Ops { health, metrics });
+    let server = async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "ops listener failed");
+        }
+    };
+    Ok((addr, server))
+}
+
+async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
+    let broker = ops.health.broker.load(Ordering::Relaxed);
+    let database = ops.health.database.load(Ordering::Relaxed);
+    let body = format!("broker: {}\ndatabase: {}\n", up(broker), up(database));
+    let code = if ops.health.ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, body)
+}
+
+fn up(b: bool) -> &'static str {
+    if b { "up" } else { "down" }
+}
+
+async fn metrics_text(State(ops): State<Ops>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        ops.metrics.encode(),
+    )
+}

@@ -1,0 +1,38 @@
+//! `cross-postback receiver`: a throwaway HTTP receiver that prints each request and answers
+//! 200, for trying the daemon and for partners testing a URL.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, Uri};
+
+pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    println!(
+        "receiver listening on http://{}/ (Ctrl-C stops it)",
+        listener.local_addr()?
+    );
+    let app = Router::new().fallback(print_request);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+async fn print_request(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> &'static str {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let time = chrono::Utc::now().format("%H:%M:%S%.3f");
+    println!("{time} {method} {uri}  Idempotency-Key: {key}");
+    if !body.is_empty() {
+        println!("    {}", String::from_utf8_lossy(&body));
+    }
+    "ok\n"
+}

@@ -1,0 +1,298 @@
+//! The HTTP client: timeouts, a capped body read, redirects hop by hop, and the network guard
+//! inside the DNS resolver (so a second resolution or DNS rebinding cannot get around it).
+
+use std::error::Error as StdError;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::{CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER};
+use reqwest::{Method, Url};
+
+use crate::guard::{Blocked, Guard};
+use crate::retry::{ErrorCode, honours_retry_after, parse_retry_after};
+
+/// Most redirect hops followed for a URL that allows them.
+const MAX_REDIRECTS: usize = 3;
+/// How much of a response body is stored with the attempt.
+pub const EXCERPT_BYTES: usize = 1024;
+
+pub const USER_AGENT: &str = concat!("cross-postback/", env!("CARGO_PKG_VERSION"));
+
+/// Resolves through the system and refuses any address the guard does not allow.
+struct GuardedResolver {
+    guard: Arc<Guard>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("DNS lookup of {host} failed: {source}")]
+struct DnsError {
+    host: String,
+    source: std::io::Error,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let guard = Arc::clone(&self.guard);
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|source| DnsError {
+                    host: host.clone(),
+                    source,
+                })?
+                .collect();
+            // Every resolved address must pass: a mixed answer is a rebinding attempt.
+            for addr in &addrs {
+                guard.check(&host, addr.ip())?;
+            }
+            let addrs: Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// One request to make.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub url: String,
+    pub body: Option<(String, &'static str)>,
+    pub idempotency_key: String,
+    pub follow_redirects: bool,
+}
+
+/// What came of it.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub http_code: Option<u16>,
+    pub error: Option<(ErrorCode, String)>,
+    pub excerpt: Option<String>,
+    pub retry_after: Option<Duration>,
+    pub duration: Duration,
+}
+
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    guard: Arc<Guard>,
+    max_body: usize,
+}
+
+impl Sender {
+    pub fn new(
+        guard: Guard,
+        connect_timeout: Duration,
+        timeout: Duration,
+        max_body: usize,
+    ) -> anyhow::Result<Sender> {
+        let guard = Arc::new(guard);
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .retry(reqwest::retry::never())
+            .connect_timeout(connect_timeout)
+            .timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .dns_resolver(Arc::new(GuardedResolver {
+                guard: Arc::clone(&guard),
+            }))
+            .build()?;
+        Ok(Sender {
+            client,
+            guard,
+            max_body,
+        })
+    }
+
+    /// Sends one request, following redirects when allowed; never fails, every outcome is a
+    /// [`Response`].
+    pub async fn send(&self, req: &Request) -> Response {
+        let started = Instant::now();
+        let mut out = self.send_hops(req).await;
+        out.duration = started.elapsed();
+        out
+    }
+
+    async fn send_hops(&self, req: &Request) -> Response {
+        let mut method = req.method.clone();
+        let mut body = req.body.clone();
+        let mut url = match Url::parse(&req.url) {
+            Ok(u) => u,
+            Err(e) => return failure(ErrorCode::Render, format!("rendered URL does not parse: {e}")),
+        };
+        for hop in 0..=MAX_REDIRECTS {
+            if let Some(blocked) = self.check_literal(&url) {
+                return failure(ErrorCode::Blocked, blocked.to_string());
+            }
+            let mut builder = self
+                .client
+                .request(method.clone(), url.clone())
+                .header("Idempotency-Key", &req.idempotency_key);
+            if let Some((text, content_type)) = &body {
+                builder = builder.header(CONTENT_TYPE, *content_type).body(text.clone());
+            }
+            let response = match builder.send().await {
+                Ok(r) => r,
+                Err(e) => return from_error(&e),
+            };
+            let status = response.status();
+            if status.is_redirection() && req.follow_redirects {
+                let next = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|loc| url.join(loc).ok());
+                if let Some(next) = next {
+                    if hop == MAX_REDIRECTS {
+                        let mut out = failure(
+                            ErrorCode::Redirects,
+                            format!("more than {MAX_REDIRECTS} redirects"),
+                        );
+                        out.http_code = Some(status.as_u16());
+                        return out;
+                    }
+                    if matches!(status.as_u16(), 301..=303) {
+                        method = Method::GET;
+                        body = None;
+                    }
+                    url = next;
+                    continue;
+                }
+            }
+            return self.read(response).await;
+        }
+        failure(
+            ErrorCode::Redirects,
+            format!("more than {MAX_REDIRECTS} redirects"),
+        )
+    }
+
+    /// A host written as an IP address never reaches the resolver, so it is checked here.
+    fn check_literal(&self, url: &Url) -> Option<Blocked> {
+        let ip: IpAddr = match url.host()? {
+            url::Host::Ipv4(ip) => ip.into(),
+            url::Host::Ipv6(ip) => ip.into(),
+            url::Host::Domain(_) => return None,
+        };
+        self.guard.check(&ip.to_string(), ip).err()
+    }
+
+    async fn read(&self, mut response: reqwest::Response) -> Response {
+        let code = response.status().as_u16();
+        let retry_after = if honours_retry_after(code) {
+            response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, Utc::now()))
+        } else {
+            None
+        };
+        let mut body: Vec<u8> = Vec::new();
+        let mut read_error = None;
+        while body.len() < self.max_body {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    body.extend_from_slice(&chunk[..chunk.len().min(self.max_body - body.len())])
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    read_error = Some(from_error(&e));
+                    break;
+                }
+            }
+        }
+        let excerpt = excerpt(&body);
+        if let Some(mut failed) = read_error {
+            // The status line came but the body did not: a timeout or a broken connection.
+            failed.http_code = Some(code);
+            failed.excerpt = excerpt;
+            return failed;
+        }
+        let error = (!(200..300).contains(&code)).then(|| (ErrorCode::Http, format!("HTTP {code}")));
+        Response {
+            http_code: Some(code),
+            error,
+            excerpt,
+            retry_after,
+            duration: Duration::ZERO,
+        }
+    }
+}
+
+fn failure(code: ErrorCode, text: String) -> Response {
+    Response {
+        http_code: None,
+        error: Some((code, text)),
+        excerpt: None,
+        retry_after: None,
+        duration: Duration::ZERO,
+    }
+}
+
+/// The first KiB, as text (lossy UTF-8, no NUL: Postgres text cannot hold it).
+fn excerpt(body: &[u8]) -> Option<String> {
+    if body.is_empty() {
+        return None;
+    }
+    let mut cut = &body[..body.len().min(EXCERPT_BYTES)];
+    // Do not split a UTF-8 sequence at the cut.
+    if let Err(e) = std::str::from_utf8(cut)
+        && e.error_len().is_none()
+    {
+        cut = &cut[..e.valid_up_to()];
+    }
+    Some(String::from_utf8_lossy(cut).replace('\0', "\u{FFFD}"))
+}
+
+/// Maps a client error to a stable code, looking through its causes.
+fn from_error(e: &reqwest::Error) -> Response {
+    let mut text = e.to_string();
+    let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    let mut code = None;
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        if code.is_none() {
+            if s.downcast_ref::<Blocked>().is_some() {
+                code = Some(ErrorCode::Blocked);
+            } else if s.downcast_ref::<DnsError>().is_some() {
+                code = Some(ErrorCode::Dns);
+            }
+        }
+        source = s.source();
+    }
+    let lower = text.to_ascii_lowercase();
+    let code = code.unwrap_or(if e.is_timeout() {
+        ErrorCode::Timeout
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        ErrorCode::Tls
+    } else if e.is_connect() {
+        ErrorCode::Connect
+    } else {
+        ErrorCode::Http
+    });
+    failure(code, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_keeps_the_first_kib_and_no_nul() {
+        assert_eq!(excerpt(b""), None);
+        assert_eq!(excerpt(b"ok\0"), Some("ok\u{FFFD}".into()));
+        let long = "é".repeat(1000);
+        let got = excerpt(long.as_bytes()).expect("some");
+        assert!(
+            got.len() <= EXCERPT_BYTES && got.chars().all(|c| c == 'é'),
+            "{got}"
+        );
+    }
+}

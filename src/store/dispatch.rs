@@ -1,0 +1,247 @@
+//! `deliveries` and `attempts` on the dispatch side: claim due deliveries with a lease, record
+//! attempts (many in one transaction), hand a conversion's next delivery to the same URL on
+//! once the one in flight ends, release leases at shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::Result;
+use super::urls::UrlRow;
+use crate::event::Event;
+
+/// One claimed delivery, ready for its next attempt.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub delivery_id: i64,
+    /// The number of the attempt about to be made (1 for the first).
+    pub attempt: i32,
+    pub event: Arc<Event>,
+    pub url: Arc<UrlRow>,
+    /// When this worker's lease ends; no attempt may start that could outlive it.
+    pub lease_until: Instant,
+}
+
+/// The end of one attempt, as recorded.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: i64,
+    pub url_id: i64,
+    pub url: String,
+    pub method: String,
+    pub event: Arc<Event>,
+    pub attempt: i32,
+    pub http_code: Option<i32>,
+    pub error_code: Option<&'static str>,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+    pub duration_ms: i32,
+    pub sent_at: DateTime<Utc>,
+    /// The delivery's state after this attempt: `pending` (retry due at `next_attempt_at`),
+    /// `delivered` or `failed`.
+    pub state: &'static str,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+const CLAIM: &str = "
+    WITH c AS (
+        SELECT d.id FROM deliveries d
+        WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+          AND (d.lease_until IS NULL OR d.lease_until < now())
+          AND NOT EXISTS (
+              SELECT 1 FROM deliveries s
+              WHERE s.conversion_id = d.conversion_id AND s.url_id = d.url_id
+                AND s.id <> d.id AND s.lease_until > now())
+          {filter}
+        ORDER BY d.next_attempt_at
+        LIMIT $3
+        FOR UPDATE OF d SKIP LOCKED
+    )
+    UPDATE deliveries d
+    SET lease_owner = $1, lease_until = now() + $2::float8 * interval '1 millisecond', updated_at = now()
+    FROM c, cross_postback_urls u
+    WHERE d.id = c.id AND u.id = d.url_id
+    RETURNING d.id AS delivery_id, d.attempts, d.event,
+              u.id, u.offer_id, u.url, u.method, u.goal, u.statuses, u.body, u.content_type,
+              u.follow_redirects, u.enabled";
+
+/// Claims up to `limit` due deliveries whose URL has nothing else in flight for the same
+/// conversion.
+pub async fn claim_due(
+    client: &impl GenericClient,
+    owner: Uuid,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<Job>> {
+    let started = Instant::now();
+    let sql = CLAIM.replace("{filter}", "");
+    let rows = client
+        .query(&sql, &[&owner, &(lease.as_millis() as f64), &limit])
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| job_from_row(r, started + lease))
+        .collect())
+}
+
+/// Claims the next due delivery of each (conversion, URL) pair whose attempt just ended.
+pub async fn claim_followers(
+    client: &impl GenericClient,
+    owner: Uuid,
+    lease: Duration,
+    pairs: &[(String, i64)],
+) -> Result<Vec<Job>> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let started = Instant::now();
+    let conversions: Vec<&str> = pairs.iter().map(|(c, _)| c.as_str()).collect();
+    let urls: Vec<i64> = pairs.iter().map(|(_, u)| *u).collect();
+    let sql = CLAIM.replace(
+        "{filter}",
+        "AND (d.conversion_id, d.url_id) IN (SELECT * FROM unnest($4::text[], $5::bigint[]))",
+    );
+    let limit = i64::try_from(pairs.len()).unwrap_or(i64::MAX);
+    let rows = client
+        .query(
+            &sql,
+            &[&owner, &(lease.as_millis() as f64), &limit, &conversions, &urls],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| job_from_row(r, started + lease))
+        .collect())
+}
+
+fn job_from_row(row: &tokio_postgres::Row, lease_until: Instant) -> Option<Job> {
+    let event: serde_json::Value = row.get("event");
+    let event: Event = match serde_json::from_value(event) {
+        Ok(e) => e,
+        Err(e) => {
+            let id: i64 = row.get("delivery_id");
+            tracing::error!(delivery_id = id, error = %e, "stored event does not deserialise; skipping");
+            return None;
+        }
+    };
+    let attempts: i32 = row.get("attempts");
+    Some(Job {
+        delivery_id: row.get("delivery_id"),
+        attempt: attempts + 1,
+        event: Arc::new(event),
+        url: Arc::new(UrlRow::from_row(row)),
+        lease_until,
+    })
+}
+
+/// Records attempts and updates their deliveries in one transaction. A delivery whose lease
+/// this worker no longer holds keeps its state (the attempt row is still written: it happened).
+pub async fn record(
+    client: &mut deadpool_postgres::Client,
+    owner: Uuid,
+    records: &[AttemptRecord],
+) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let tx = client.transaction().await?;
+    let col = |f: fn(&AttemptRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
+    let delivery_ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
+    let url_ids: Vec<i64> = records.iter().map(|r| r.url_id).collect();
+    let urls = col(|r| Some(r.url.clone()));
+    let methods = col(|r| Some(r.method.clone()));
+    let conversions = col(|r| Some(r.event.conversion_id.clone()));
+    let affiliates = col(|r| Some(r.event.affiliate_id.clone()));
+    let affiliate_names = col(|r| r.event.field("affiliate_name").map(str::to_owned));
+    let offers = col(|r| Some(r.event.offer_id.clone()));
+    let offer_names = col(|r| r.event.field("offer_name").map(str::to_owned));
+    let goals = col(|r| r.event.field("goal").map(str::to_owned));
+    let statuses = col(|r| Some(r.event.status.as_str().to_owned()));
+    let payouts: Vec<Option<Decimal>> = records.iter().map(|r| r.event.payout).collect();
+    let revenues: Vec<Option<Decimal>> = records.iter().map(|r| r.event.revenue).collect();
+    let currencies = col(|r| r.event.field("currency").map(str::to_owned));
+    let comments = col(|r| r.event.field("comment").map(str::to_owned));
+    let attempt_nos: Vec<i32> = records.iter().map(|r| r.attempt).collect();
+    let codes: Vec<Option<i32>> = records.iter().map(|r| r.http_code).collect();
+    let error_codes = col(|r| r.error_code.map(str::to_owned));
+    let errors = col(|r| r.error.clone());
+    let excerpts = col(|r| r.response_excerpt.clone());
+    let durations: Vec<i32> = records.iter().map(|r| r.duration_ms).collect();
+    let sent: Vec<DateTime<Utc>> = records.iter().map(|r| r.sent_at).collect();
+    tx.execute(
+        "INSERT INTO attempts (delivery_id, url_id, url, method, conversion_id, affiliate_id, affiliate_name,
+            offer_id, offer_name, goal, status, payout, revenue, currency, comment, attempt, http_code,
+            error_code, error, response_excerpt, duration_ms, sent_at)
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::numeric[], $13::numeric[],
+            $14::text[], $15::text[], $16::int4[], $17::int4[], $18::text[], $19::text[], $20::text[],
+            $21::int4[], $22::timestamptz[])",
+        &[
+            &delivery_ids,
+            &url_ids,
+            &urls,
+            &methods,
+            &conversions,
+            &affiliates,
+            &affiliate_names,
+            &offers,
+            &offer_names,
+            &goals,
+            &statuses,
+            &payouts,
+            &revenues,
+            &currencies,
+            &comments,
+            &attempt_nos,
+            &codes,
+            &error_codes,
+            &errors,
+            &excerpts,
+            &durations,
+            &sent,
+        ],
+    )
+    .await?;
+    let states: Vec<&str> = records.iter().map(|r| r.state).collect();
+    let next: Vec<Option<DateTime<Utc>>> = records.iter().map(|r| r.next_attempt_at).collect();
+    tx.execute(
+        "UPDATE deliveries d SET
+            attempts = greatest(d.attempts, u.attempt),
+            state = CASE WHEN d.state = 'pending' THEN u.state ELSE d.state END,
+            next_attempt_at = CASE WHEN d.state = 'pending' THEN u.next_at ELSE d.next_attempt_at END,
+            lease_owner = NULL, lease_until = NULL, updated_at = now()
+         FROM unnest($1::bigint[], $2::int4[], $3::text[], $4::timestamptz[]) AS u(id, attempt, state, next_at)
+         WHERE d.id = u.id AND d.lease_owner = $5",
+        &[&delivery_ids, &attempt_nos, &states, &next, &owner],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Gives back leases of claimed deliveries that were never started (at shutdown).
+pub async fn release(client: &impl GenericClient, owner: Uuid, ids: &[i64]) -> Result<u64> {
+    Ok(client
+        .execute(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, updated_at = now()
+             WHERE lease_owner = $1 AND id = ANY($2)",
+            &[&owner, &ids],
+        )
+        .await?)
+}
+
+/// Pending deliveries due now, and when the next one is due (for the poller's sleep).
+pub async fn due_summary(client: &impl GenericClient) -> Result<(i64, Option<DateTime<Utc>>)> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE next_attempt_at <= now()), min(next_attempt_at)
+             FROM deliveries WHERE state = 'pending'",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}

@@ -1,0 +1,335 @@
+//! The intake transaction: decide a batch of messages (§4) and log the conversions' new state,
+//! their `pending` deliveries and the rejected messages, all in one commit.
+//!
+//! Locks: one transaction-scoped advisory lock per conversion, taken in hash order, so two
+//! replicas deciding the same conversion serialise and never deadlock each other.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Result;
+use super::dispatch::Job;
+use super::urls::{COLUMNS, UrlRow};
+use crate::dedupe::{Decision, Entry, History};
+use crate::event::Event;
+
+/// A message as intake hands it to the store.
+#[derive(Debug)]
+pub enum Message {
+    Valid(Event),
+    Invalid(Rejected),
+}
+
+/// An invalid message, kept with its reason (SPEC §6 `rejected_messages`).
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub body: Vec<u8>,
+    pub size: usize,
+    pub sha256: Option<Vec<u8>>,
+    pub truncated: bool,
+    pub routing_key: String,
+    pub headers: serde_json::Value,
+    pub reason: String,
+}
+
+/// What one batch did.
+#[derive(Debug, Default)]
+pub struct Logged {
+    /// Per message, in order: the decision, or `None` for a rejected one.
+    pub decisions: Vec<Option<Decision>>,
+    /// First attempts claimed for this worker, to start right after the commit.
+    pub jobs: Vec<Job>,
+    pub deliveries: usize,
+    pub superseded: usize,
+}
+
+/// A conversion's delivery to one URL that is not yet terminal, or is in flight.
+struct Open {
+    id: Option<i64>,
+    new_index: Option<usize>,
+    pending: bool,
+    leased: bool,
+}
+
+struct NewDelivery {
+    conversion_id: String,
+    url: Arc<UrlRow>,
+    event: Arc<Event>,
+    superseded: bool,
+    leased: bool,
+}
+
+/// Decides and logs one batch in one transaction.
+pub async fn log_batch(
+    client: &mut deadpool_postgres::Client,
+    messages: &[Message],
+    owner: Uuid,
+    lease: Duration,
+) -> Result<Logged> {
+    let started = Instant::now();
+    let tx = client.transaction().await?;
+    let events: Vec<&Event> = messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Valid(e) => Some(e),
+            Message::Invalid(_) => None,
+        })
+        .collect();
+    let mut ids: Vec<&str> = events.iter().map(|e| e.conversion_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+
+    let mut histories: HashMap<String, History> = HashMap::new();
+    let mut urls_by_offer: HashMap<String, Vec<Arc<UrlRow>>> = HashMap::new();
+    let mut open: HashMap<(String, i64), Vec<Open>> = HashMap::new();
+    if !ids.is_empty() {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(h) FROM
+               (SELECT DISTINCT hashtextextended(c, 0) AS h FROM unnest($1::text[]) AS c) AS s
+             ORDER BY h",
+            &[&ids],
+        )
+        .await?;
+        for row in tx
+            .query(
+                "SELECT conversion_id, history FROM conversions WHERE conversion_id = ANY($1)",
+                &[&ids],
+            )
+            .await?
+        {
+            let history: serde_json::Value = row.get(1);
+            let history = serde_json::from_value(history).unwrap_or_default();
+            histories.insert(row.get(0), history);
+        }
+        let mut offers: Vec<&str> = events.iter().map(|e| e.offer_id.as_str()).collect();
+        offers.sort_unstable();
+        offers.dedup();
+        let sql = format!("SELECT {COLUMNS} FROM cross_postback_urls WHERE enabled AND offer_id = ANY($1)");
+        for row in tx.query(&sql, &[&offers]).await? {
+            let url = UrlRow::from_row(&row);
+            urls_by_offer
+                .entry(url.offer_id.clone())
+                .or_default()
+                .push(Arc::new(url));
+        }
+        if !urls_by_offer.is_empty() {
+            for row in tx
+                .query(
+                    "SELECT id, conversion_id, url_id, state = 'pending', coalesce(lease_until > now(), false)
+                     FROM deliveries
+                     WHERE conversion_id = ANY($1) AND (state = 'pending' OR lease_until > now())",
+                    &[&ids],
+                )
+                .await?
+            {
+                open.entry((row.get(1), row.get(2))).or_default().push(Open {
+                    id: Some(row.get(0)),
+                    new_index: None,
+                    pending: row.get(3),
+                    leased: row.get(4),
+                });
+            }
+        }
+    }
+
+    let mut logged = Logged::default();
+    let mut new: Vec<NewDelivery> = Vec::new();
+    let mut supersede: Vec<i64> = Vec::new();
+    let mut changed: HashMap<String, &Event> = HashMap::new();
+    for message in messages {
+        let Message::Valid(event) = message else {
+            logged.decisions.push(None);
+            continue;
+        };
+        let history = histories.entry(event.conversion_id.clone()).or_default();
+        let decision = history.apply(Entry {
+            status: event.status,
+            sequence: event.sequence,
+            updated_at: event.updated_at,
+        });
+        logged.decisions.push(Some(decision));
+        if matches!(decision, Decision::Accepted | Decision::Announced) {
+            changed.insert(event.conversion_id.clone(), event);
+        }
+        if decision != Decision::Announced {
+            continue;
+        }
+        let shared = Arc::new(event.clone());
+        for url in urls_by_offer.get(&event.offer_id).into_iter().flatten() {
+            if !url.matches(event) {
+                continue;
+            }
+            let slot = open.entry((event.conversion_id.clone(), url.id)).or_default();
+            for older in slot.iter_mut().filter(|o| o.pending) {
+                older.pending = false;
+                match (older.id, older.new_index) {
+                    (Some(id), _) => supersede.push(id),
+                    (None, Some(i)) => new[i].superseded = true,
+                    (None, None) => {}
+                }
+            }
+            let leased = !slot.iter().any(|o| o.leased);
+            slot.push(Open {
+                id: None,
+                new_index: Some(new.len()),
+                pending: true,
+                leased,
+            });
+            new.push(NewDelivery {
+                conversion_id: event.conversion_id.clone(),
+                url: Arc::clone(url),
+                event: Arc::clone(&shared),
+                superseded: false,
+                leased,
+            });
+        }
+    }
+
+    write_conversions(&tx, &changed, &histories).await?;
+    if !supersede.is_empty() {
+        tx.execute(
+            "UPDATE deliveries SET state = 'superseded', updated_at = now() WHERE id = ANY($1) AND state = 'pending'",
+            &[&supersede],
+        )
+        .await?;
+    }
+    logged.superseded = supersede.len() + new.iter().filter(|n| n.superseded).count();
+    logged.deliveries = new.len();
+    logged.jobs = write_deliveries(&tx, &new, owner, lease, started).await?;
+    write_rejected(&tx, messages).await?;
+    tx.commit().await?;
+    Ok(logged)
+}
+
+async fn write_conversions(
+    tx: &deadpool_postgres::Transaction<'_>,
+    changed: &HashMap<String, &Event>,
+    histories: &HashMap<String, History>,
+) -> Result<()> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(changed.len());
+    let (mut offers, mut affiliates, mut statuses, mut announced, mut hist, mut times) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (id, event) in changed {
+        let history = histories.get(id).cloned().unwrap_or_default();
+        let newest: Option<DateTime<Utc>> = history.accepted.last().map(|e| e.updated_at);
+        ids.push(id.as_str());
+        offers.push(event.offer_id.as_str());
+        affiliates.push(event.affiliate_id.as_str());
+        statuses.push(
+            history
+                .accepted
+                .last()
+                .map_or(event.status, |e| e.status)
+                .as_str(),
+        );
+        announced.push(history.last_announced.map(|s| s.as_str()));
+        times.push(newest.unwrap_or(event.updated_at));
+        hist.push(serde_json::to_value(&history).unwrap_or(serde_json::Value::Null));
+    }
+    tx.execute(
+        "INSERT INTO conversions (conversion_id, offer_id, affiliate_id, status, last_announced, history, updated_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])
+         ON CONFLICT (conversion_id) DO UPDATE SET
+            offer_id = EXCLUDED.offer_id, affiliate_id = EXCLUDED.affiliate_id, status = EXCLUDED.status,
+            last_announced = EXCLUDED.last_announced, history = EXCLUDED.history,
+            updated_at = EXCLUDED.updated_at, modified_at = now()",
+        &[&ids, &offers, &affiliates, &statuses, &announced, &hist, &times],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn write_deliveries(
+    tx: &deadpool_postgres::Transaction<'_>,
+    new: &[NewDelivery],
+    owner: Uuid,
+    lease: Duration,
+    started: Instant,
+) -> Result<Vec<Job>> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = i64::try_from(new.len()).unwrap_or(i64::MAX);
+    let ids: Vec<i64> = tx
+        .query(
+            "SELECT nextval(pg_get_serial_sequence('deliveries', 'id')) FROM generate_series(1, $1::bigint)",
+            &[&count],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let conversions: Vec<&str> = new.iter().map(|n| n.conversion_id.as_str()).collect();
+    let url_ids: Vec<i64> = new.iter().map(|n| n.url.id).collect();
+    let statuses: Vec<&str> = new.iter().map(|n| n.event.status.as_str()).collect();
+    let events: Vec<serde_json::Value> = new
+        .iter()
+        .map(|n| serde_json::to_value(&*n.event).unwrap_or(serde_json::Value::Null))
+        .collect();
+    let states: Vec<&str> = new
+        .iter()
+        .map(|n| if n.superseded { "superseded" } else { "pending" })
+        .collect();
+    let leased: Vec<bool> = new.iter().map(|n| n.leased).collect();
+    let lease_ms = lease.as_millis() as f64;
+    tx.execute(
+        "INSERT INTO deliveries (id, conversion_id, url_id, status, event, state, next_attempt_at, lease_owner, lease_until)
+         SELECT id, c, u, s, e, st, now(),
+                CASE WHEN l THEN $7::uuid END,
+                CASE WHEN l THEN now() + $8::float8 * interval '1 millisecond' END
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::jsonb[], $6::text[], $9::bool[])
+              AS t(id, c, u, s, e, st, l)",
+        &[&ids, &conversions, &url_ids, &statuses, &events, &states, &owner, &lease_ms, &leased],
+    )
+    .await?;
+    let lease_until = started + lease;
+    Ok(new
+        .iter()
+        .zip(&ids)
+        .filter(|(n, _)| n.leased)
+        .map(|(n, id)| Job {
+            delivery_id: *id,
+            attempt: 1,
+            event: Arc::clone(&n.event),
+            url: Arc::clone(&n.url),
+            lease_until,
+        })
+        .collect())
+}
+
+async fn write_rejected(tx: &deadpool_postgres::Transaction<'_>, messages: &[Message]) -> Result<()> {
+    let rejected: Vec<&Rejected> = messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Invalid(r) => Some(r),
+            Message::Valid(_) => None,
+        })
+        .collect();
+    if rejected.is_empty() {
+        return Ok(());
+    }
+    let bodies: Vec<&[u8]> = rejected.iter().map(|r| r.body.as_slice()).collect();
+    let sizes: Vec<i32> = rejected
+        .iter()
+        .map(|r| i32::try_from(r.size).unwrap_or(i32::MAX))
+        .collect();
+    let hashes: Vec<Option<&[u8]>> = rejected.iter().map(|r| r.sha256.as_deref()).collect();
+    let truncated: Vec<bool> = rejected.iter().map(|r| r.truncated).collect();
+    let keys: Vec<&str> = rejected.iter().map(|r| r.routing_key.as_str()).collect();
+    let headers: Vec<&serde_json::Value> = rejected.iter().map(|r| &r.headers).collect();
+    let reasons: Vec<&str> = rejected.iter().map(|r| r.reason.as_str()).collect();
+    tx.execute(
+        "INSERT INTO rejected_messages (body, body_size, body_sha256, truncated, routing_key, headers, reason)
+         SELECT * FROM unnest($1::bytea[], $2::int4[], $3::bytea[], $4::bool[], $5::text[], $6::jsonb[], $7::text[])",
+        &[&bodies, &sizes, &hashes, &truncated, &keys, &headers, &reasons],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Postgres: the pool, migrations, and every SQL statement, by table.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+pub mod dispatch;
+pub mod intake;
+pub mod stats;
+pub mod urls;
+
+pub use deadpool_postgres::Pool as PgPool;
+
+/// Errors of the store; a caller branches on `is_transient` to decide between waiting for the
+/// database and giving up.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {}", chain(.0))]
+    Db(#[from] tokio_postgres::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl StoreError {
+    /// A deadlock or serialisation failure: the transaction may simply be run again.
+    pub fn is_retryable_conflict(&self) -> bool {
+        match self {
+            StoreError::Db(e) => e.code().is_some_and(|c| {
+                *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+                    || *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+            }),
+            _ => false,
+        }
+    }
+}
+
+/// An error with its causes on one line (tokio-postgres keeps the useful part in the source).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = s.source();
+    }
+    text
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Builds the pool. Connections are opened lazily; a short connect timeout lets callers notice
+/// an unreachable database quickly instead of hanging.
+pub fn pool(url: &str, size: usize) -> Result<Pool> {
+    let mut pg = tokio_postgres::Config::from_str(url)?;
+    pg.connect_timeout(Duration::from_secs(5));
+    pg.application_name("cross-postback");
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(Duration::from_secs(5)))
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| StoreError::Invalid(format!("cannot build the database pool: {e}")))
+}
+
+/// Answers when the database answers a trivial query.
+pub async fn ping(pool: &Pool) -> Result<()> {
+    let client = pool.get().await?;
+    client.simple_query("SELECT 1").await?;
+    Ok(())
+}
+
+/// The migrations, in order. Each runs once, in its own transaction.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+
+/// Serialises concurrent migrators (several replicas starting at once).
+const MIGRATION_LOCK: i64 = 0x7870_625f_6d69_6772; // "xpb_migr"
+
+/// Applies pending migrations under a session advisory lock.
+pub async fn migrate(pool: &Pool) -> Result<Vec<i32>> {
+    let mut client = pool.get().await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let result = apply_migrations(&mut client).await;
+    // Unlock on the same session even when a migration failed.
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    let applied = result?;
+    unlocked?;
+    Ok(applied)
+}
+
+async fn apply_migrations(client: &mut deadpool_postgres::Client) -> Result<Vec<i32>> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS xpb_schema_migrations (
+                version integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+    let mut applied = Vec::new();
+    for (version, sql) in MIGRATIONS {
+        let tx = client.transaction().await?;
+        let done = tx
+            .query_opt(
+                "SELECT 1 FROM xpb_schema_migrations WHERE version = $1",
+                &[version],
+            )
+            .await?
+            .is_some();
+        if !done {
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO xpb_schema_migrations (version) VALUES ($1)",
+                &[version],
+            )
+            .await?;
+            applied.push(*version);
+        }
+        tx.commit().await?;
+    }
+    Ok(applied)
+}

@@ -1,0 +1,159 @@
+//! `cross_postback_urls`: the configured cross-postback URLs of each offer (SPEC §3).
+
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use tokio_postgres::Row;
+
+use super::{Result, StoreError};
+use crate::event::{Event, Status};
+use crate::macros::Escape;
+
+/// One cross-postback URL as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UrlRow {
+    pub id: i64,
+    pub offer_id: String,
+    pub url: String,
+    pub method: String,
+    pub goal: Option<String>,
+    pub statuses: Vec<String>,
+    pub body: Option<String>,
+    pub content_type: String,
+    pub follow_redirects: bool,
+    pub enabled: bool,
+}
+
+pub(crate) const COLUMNS: &str =
+    "id, offer_id, url, method, goal, statuses, body, content_type, follow_redirects, enabled";
+
+impl UrlRow {
+    pub(crate) fn from_row(row: &Row) -> UrlRow {
+        UrlRow {
+            id: row.get("id"),
+            offer_id: row.get("offer_id"),
+            url: row.get("url"),
+            method: row.get("method"),
+            goal: row.get("goal"),
+            statuses: row.get("statuses"),
+            body: row.get("body"),
+            content_type: row.get("content_type"),
+            follow_redirects: row.get("follow_redirects"),
+            enabled: row.get("enabled"),
+        }
+    }
+
+    /// Whether an announced event fires to this URL: goal compared case-insensitively, status
+    /// within the URL's filter.
+    pub fn matches(&self, event: &Event) -> bool {
+        let goal_ok = match &self.goal {
+            None => true,
+            Some(want) => event
+                .field("goal")
+                .is_some_and(|g| g.to_lowercase() == want.to_lowercase()),
+        };
+        goal_ok && self.statuses.iter().any(|s| s == event.status.as_str())
+    }
+
+    pub fn body_escape(&self) -> Escape {
+        if self.content_type == "form" {
+            Escape::Form
+        } else {
+            Escape::Json
+        }
+    }
+}
+
+/// A URL to add, validated by the caller (templates, statuses).
+#[derive(Debug, Clone)]
+pub struct NewUrl {
+    pub offer_id: String,
+    pub url: String,
+    pub method: String,
+    pub goal: Option<String>,
+    pub statuses: Vec<Status>,
+    pub body: Option<String>,
+    pub content_type: String,
+    pub follow_redirects: bool,
+}
+
+pub async fn add(client: &impl GenericClient, new: &NewUrl) -> Result<i64> {
+    let statuses: Vec<&str> = new.statuses.iter().map(|s| s.as_str()).collect();
+    let row = client
+        .query_one(
+            "INSERT INTO cross_postback_urls
+                (offer_id, url, method, goal, statuses, body, content_type, follow_redirects)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            &[
+                &new.offer_id,
+                &new.url,
+                &new.method,
+                &new.goal,
+                &statuses,
+                &new.body,
+                &new.content_type,
+                &new.follow_redirects,
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+pub async fn list(client: &impl GenericClient, offer: Option<&str>) -> Result<Vec<UrlRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM cross_postback_urls
+         WHERE removed_at IS NULL AND ($1::text IS NULL OR offer_id = $1) ORDER BY id"
+    );
+    let rows = client.query(&sql, &[&offer]).await?;
+    Ok(rows.iter().map(UrlRow::from_row).collect())
+}
+
+/// Enables or disables a URL. Disabling cancels its pending deliveries; enabling revives none.
+/// Returns how many deliveries were cancelled.
+pub async fn set_enabled(client: &mut deadpool_postgres::Client, id: i64, enabled: bool) -> Result<u64> {
+    let tx = client.transaction().await?;
+    let n = tx
+        .execute(
+            "UPDATE cross_postback_urls SET enabled = $2, updated_at = now()
+             WHERE id = $1 AND removed_at IS NULL",
+            &[&id, &enabled],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::Invalid(format!("no cross-postback URL with id {id}")));
+    }
+    let cancelled = if enabled {
+        0
+    } else {
+        cancel_pending(&tx, id).await?
+    };
+    tx.commit().await?;
+    Ok(cancelled)
+}
+
+/// Removes a URL: hidden from lists, pending deliveries cancelled, attempts kept.
+pub async fn remove(client: &mut deadpool_postgres::Client, id: i64) -> Result<u64> {
+    let tx = client.transaction().await?;
+    let n = tx
+        .execute(
+            "UPDATE cross_postback_urls SET enabled = false, removed_at = now(), updated_at = now()
+             WHERE id = $1 AND removed_at IS NULL",
+            &[&id],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::Invalid(format!("no cross-postback URL with id {id}")));
+    }
+    let cancelled = cancel_pending(&tx, id).await?;
+    tx.commit().await?;
+    Ok(cancelled)
+}
+
+async fn cancel_pending(tx: &impl GenericClient, url_id: i64) -> Result<u64> {
+    Ok(tx
+        .execute(
+            "UPDATE deliveries SET state = 'cancelled', updated_at = now()
+             WHERE url_id = $1 AND state = 'pending'",
+            &[&url_id],
+        )
+        .await?)
+}
