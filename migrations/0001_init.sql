@@ -101,7 +101,9 @@ CREATE TABLE rejected_messages (
 -- Masks query values whose name looks like a secret (token, key, secret, password).
 CREATE FUNCTION xpb_mask_secrets(url text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT regexp_replace(url, '([?&#][^=&#]*(token|key|secret|password|passwd|pwd)[^=&#]*=)[^&#]*', '\1***', 'gi')
+    SELECT regexp_replace(
+               regexp_replace(url, '([?&#][^=&#]*(token|key|secret|password|passwd|pwd)[^=&#]*=)[^&#]*', '\1***', 'gi'),
+               '^([a-z]+://[^:/@]+):[^@/]*@', '\1:***@', 'i')
 $$;
 
 -- Every attempt with the columns the CLI filters and shows; the public view selects from it.

@@ -14,6 +14,8 @@ use crate::store::{self, stats, urls};
 mod publish;
 mod table;
 
+pub use publish::routing_key;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cross-postback",

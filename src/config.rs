@@ -190,10 +190,12 @@ impl Config {
             }
         }
         for (name, value) in &env {
+            // Only XPB_<SECTION>__<KEY> names configuration; other XPB_ variables (XPB_CONFIG,
+            // the scripts' XPB_SKIP_SERVICES, the tests' XPB_TEST_…) are not keys.
             let Some(rest) = name.strip_prefix("XPB_") else {
                 continue;
             };
-            if rest == "CONFIG" || rest.starts_with("TEST_") {
+            if !rest.contains("__") {
                 continue;
             }
             let key = rest.to_ascii_lowercase().replacen("__", ".", 1);
@@ -241,9 +243,11 @@ impl Config {
                 return Err(err(format!("`{key}` must be longer than 0")));
             }
         }
-        if self.delivery.lease.0 <= self.delivery.timeout.0 + self.delivery.connect_timeout.0 {
+        // A claimed delivery may wait for a free slot before it starts, and its attempt may
+        // take connect_timeout + timeout: the lease must cover both with room to spare.
+        if self.delivery.lease.0 < (self.delivery.timeout.0 + self.delivery.connect_timeout.0) * 2 {
             return Err(err(format!(
-                "`delivery.lease` ({}) must be longer than `delivery.timeout` plus `delivery.connect_timeout`",
+                "`delivery.lease` ({}) must be at least twice `delivery.timeout` plus `delivery.connect_timeout`",
                 self.delivery.lease
             )));
         }

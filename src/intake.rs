@@ -234,7 +234,11 @@ impl Intake {
             let outcome = decision.map_or("rejected", Decision::as_str);
             self.metrics.event(outcome);
             if let sql::Message::Valid(e) = message {
-                tracing::debug!(conversion_id = %e.conversion_id, status = %e.status, outcome, "event decided");
+                if matches!(decision, Some(Decision::Duplicate | Decision::Stale)) {
+                    tracing::info!(conversion_id = %e.conversion_id, status = %e.status, outcome, "event skipped");
+                } else {
+                    tracing::debug!(conversion_id = %e.conversion_id, status = %e.status, outcome, "event decided");
+                }
             } else {
                 self.metrics.rejected.inc();
             }

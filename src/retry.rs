@@ -44,12 +44,12 @@ pub enum Verdict {
 /// Classifies an attempt: an HTTP status when a response came, else the error code.
 pub fn classify(http_code: Option<u16>, error: Option<ErrorCode>) -> Verdict {
     match (http_code, error) {
+        // The status line came but the body did not: the request may not have completed.
+        (_, Some(ErrorCode::Timeout | ErrorCode::Connect)) => Verdict::Retry,
         (Some(code), None) if (200..300).contains(&code) => Verdict::Delivered,
         (Some(code), _) if code >= 500 || matches!(code, 408 | 425 | 429) => Verdict::Retry,
         (Some(_), _) => Verdict::Fail,
-        (None, Some(ErrorCode::Timeout | ErrorCode::Connect | ErrorCode::Dns | ErrorCode::Tls)) => {
-            Verdict::Retry
-        }
+        (None, Some(ErrorCode::Dns | ErrorCode::Tls)) => Verdict::Retry,
         (None, _) => Verdict::Fail,
     }
 }
@@ -129,6 +129,7 @@ mod tests {
             (Some(400), None, Verdict::Fail),
             (Some(301), None, Verdict::Fail),
             (Some(302), Some(ErrorCode::Redirects), Verdict::Fail),
+            (Some(200), Some(ErrorCode::Timeout), Verdict::Retry),
             (Some(101), None, Verdict::Fail),
             (None, Some(ErrorCode::Timeout), Verdict::Retry),
             (None, Some(ErrorCode::Connect), Verdict::Retry),

@@ -80,6 +80,8 @@ pub struct Sender {
     client: reqwest::Client,
     guard: Arc<Guard>,
     max_body: usize,
+    /// The whole attempt, every redirect hop included, ends within this.
+    timeout: Duration,
 }
 
 impl Sender {
@@ -107,6 +109,7 @@ impl Sender {
             client,
             guard,
             max_body,
+            timeout,
         })
     }
 
@@ -114,7 +117,13 @@ impl Sender {
     /// [`Response`].
     pub async fn send(&self, req: &Request) -> Response {
         let started = Instant::now();
-        let mut out = self.send_hops(req).await;
+        let mut out = match tokio::time::timeout(self.timeout, self.send_hops(req)).await {
+            Ok(out) => out,
+            Err(_) => failure(
+                ErrorCode::Timeout,
+                format!("no complete answer within {} ms", self.timeout.as_millis()),
+            ),
+        };
         out.duration = started.elapsed();
         out
     }

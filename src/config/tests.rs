@@ -55,6 +55,7 @@ fn layers_apply_highest_first() {
             ("XPB_DELIVERY__RETRY_SCHEDULE", "10ms, 1s"),
             ("XPB_DELIVERY__ALLOW_PRIVATE_NETWORKS", "true"),
             ("XPB_CONFIG", "ignored-here"),
+            ("XPB_SKIP_SERVICES", "1"),
             ("UNRELATED", "x"),
         ]),
     )

@@ -63,7 +63,7 @@ impl Dispatch {
             sender,
             schedule: cfg.retry_schedule(),
             lease: d.lease.0,
-            lease_margin: d.timeout.0 + d.connect_timeout.0 + Duration::from_secs(1),
+            lease_margin: d.timeout.0 + d.connect_timeout.0,
             global: Arc::new(Semaphore::new(d.concurrency)),
             per_host: d.per_host_concurrency,
             hosts: Mutex::new(HashMap::new()),
