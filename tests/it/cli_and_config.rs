@@ -1,0 +1,89 @@
+//! The binary: bad configuration and arguments stop it with one line; SIGTERM stops it cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn a_bad_config_value_stops_start_up_naming_the_key() {
+    let env = Env::new().await;
+    let cases = [
+        ("XPB_AMQP__QUEUE_TYPE", "stream", "amqp.queue_type"),
+        ("XPB_DELIVERY__TIMEOUT", "soon", "delivery.timeout"),
+        ("XPB_DELIVERY__NOPE", "1", "unknown key `delivery.nope`"),
+    ];
+    for (var, value, want) in cases {
+        let out = env.command().arg("run").env(var, value).output().expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{var}={value}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(want), "{err} should name {want}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_argument_prints_one_line_and_fails() {
+    let env = Env::new().await;
+    for args in [
+        vec!["nope"],
+        vec!["urls", "add", "--offer"],
+        vec!["attempts", "--format", "xml"],
+        vec!["attempts", "--since", "last week"],
+    ] {
+        let (code, _, err) = env.cli(&args);
+        assert_ne!(code, 0, "{args:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    let (code, out, _) = env.cli(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("receiver") && out.contains("attempts"), "{out}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_consuming_and_exits_zero() {
+    let env = Env::new().await;
+    let rx = Receiver::start().await;
+    env.add_url("1", &rx.url("/x")).await;
+    let mut child = env
+        .command()
+        .arg("run")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("daemon starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let started = Instant::now();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.recv())
+            .await
+            .expect("daemon logs")
+            .expect("log line");
+        if line.contains("consuming") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "daemon never consumed"
+        );
+    }
+    env.publish(&[ev("c1", "approved", 0, json!({}))]).await;
+    rx.wait_for(1).await;
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("signal");
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(env.ready_messages(&env.cfg.amqp.queue).await, 0);
+}

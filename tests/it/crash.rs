@@ -1,0 +1,70 @@
+//! Ack discipline and crashes: SIGKILL between a send and its record loses nothing, and the
+//! de-duplication absorbs a redelivered message.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn sigkill_between_send_and_record_is_resent_with_the_same_key_and_redelivery_fires_nothing() {
+    let env = Env::new().await;
+    let rx = Receiver::start().await;
+    env.add_url("1", &rx.url("/x?c={conversion_id}")).await;
+    // The first request is held long enough to kill the daemon before it can record anything.
+    rx.script([Reply {
+        status: 200,
+        retry_after: None,
+        delay: Duration::from_secs(10),
+    }]);
+    let mut child = env
+        .command()
+        .arg("run")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("daemon starts");
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || for _ in BufReader::new(stderr).lines().map_while(Result::ok) {});
+    let event = ev("c1", "approved", 0, json!({"event_id": "e-crash"}));
+    env.publish(std::slice::from_ref(&event)).await;
+    let first = rx.wait_for(1).await.remove(0);
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("SIGKILL");
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+
+    let pg = env.pg().await;
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM attempts").await,
+        0,
+        "killed before the attempt was recorded"
+    );
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM deliveries WHERE state = 'pending'").await,
+        1,
+        "the delivery is not lost"
+    );
+
+    // The restarted daemon sends it again once the dead worker's lease has expired.
+    let daemon = env.start().await;
+    let again = rx.wait_for(2).await.remove(1);
+    assert_eq!(again.header("idempotency-key"), first.header("idempotency-key"));
+    assert_eq!(again.header("idempotency-key"), Some("e-crash:1"));
+    eventually("delivered and recorded once", || async {
+        (count(&pg, "SELECT count(*) FROM attempts WHERE http_code = 200").await == 1
+            && count(&pg, "SELECT count(*) FROM deliveries WHERE state = 'delivered'").await == 1)
+            .then_some(())
+    })
+    .await;
+
+    // A redelivery of the same message (a crash between commit and ack) is a duplicate.
+    env.publish(&[event, ev("c2", "approved", 0, json!({}))]).await;
+    let reqs = rx.wait_for(3).await;
+    assert_eq!(reqs[2].param("c").as_deref(), Some("c2"));
+    daemon.stop().await;
+    assert_eq!(rx.requests().len(), 3, "the redelivered event fired nothing");
+    assert_eq!(count(&pg, "SELECT count(*) FROM deliveries").await, 2);
+}

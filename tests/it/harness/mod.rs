@@ -1,0 +1,366 @@
+//! Test harness: each test owns a fresh database and its own exchange and queue names on the
+//! real servers, a recording HTTP receiver on loopback, and waits for conditions with deadlines.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use cross_postback::config::{Config, Dur};
+use cross_postback::daemon::{self, Daemon};
+use cross_postback::{amqp, store};
+use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use tokio_util::sync::CancellationToken;
+
+pub mod proxy;
+pub mod receiver;
+
+pub use receiver::{Receiver, Reply};
+
+/// How long a condition may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn admin_url() -> String {
+    std::env::var("XPB_TEST_ADMIN_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("XPB_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+fn init_logs() {
+    if std::env::var("RUST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+    }
+}
+
+/// Waits until `check` returns `Some`, polling; panics with `what` after the deadline.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out after {DEADLINE:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// One test's world.
+pub struct Env {
+    pub cfg: Config,
+    db_name: String,
+}
+
+impl Env {
+    pub async fn new() -> Env {
+        init_logs();
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let db_name = format!("xpb_test_{id}");
+        let (admin, conn) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
+            .await
+            .expect("the test Postgres answers (XPB_TEST_ADMIN_DATABASE_URL)");
+        tokio::spawn(conn);
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db_name}"))
+            .await
+            .expect("create test database");
+        let mut cfg = Config::default();
+        let mut db_url = url::Url::parse(&admin_url()).expect("admin URL parses");
+        db_url.set_path(&db_name);
+        cfg.database.url = db_url.to_string();
+        cfg.database.pool_size = 8;
+        cfg.amqp.url = amqp_url();
+        cfg.amqp.exchange = format!("xpb-test-{id}");
+        cfg.amqp.queue = format!("xpb-test-{id}");
+        cfg.amqp.dead_letter_exchange = format!("xpb-test-{id}.dlx");
+        cfg.amqp.dead_letter_queue = format!("xpb-test-{id}.dead");
+        cfg.http.listen = "127.0.0.1:0".into();
+        cfg.delivery.allow_private_networks = true;
+        cfg.delivery.retry_schedule = vec![ms(100), ms(200), ms(300)];
+        cfg.delivery.poll_interval = ms(50);
+        cfg.delivery.connect_timeout = ms(1000);
+        cfg.delivery.timeout = ms(2000);
+        cfg.delivery.lease = ms(6000);
+        cfg.run.shutdown_timeout = ms(5000);
+        let env = Env { cfg, db_name };
+        let pool = env.pool();
+        store::migrate(&pool).await.expect("migrations apply");
+        env
+    }
+
+    pub fn pool(&self) -> deadpool_postgres::Pool {
+        store::pool(&self.cfg.database.url, 4).expect("pool")
+    }
+
+    pub async fn pg(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.cfg.database.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test database");
+        tokio::spawn(conn);
+        client
+    }
+
+    /// Starts the daemon in-process with this env's configuration.
+    pub async fn start(&self) -> Running {
+        self.start_with(self.cfg.clone()).await
+    }
+
+    pub async fn start_with(&self, cfg: Config) -> Running {
+        let stop = CancellationToken::new();
+        let daemon = daemon::start(cfg, stop.clone()).await.expect("daemon starts");
+        Running {
+            daemon: Some(daemon),
+            stop,
+        }
+    }
+
+    /// Adds a URL the way `urls add` does (validated).
+    pub async fn add_url(&self, offer: &str, url: &str) -> i64 {
+        self.add_url_with(offer, url, |_| {}).await
+    }
+
+    pub async fn add_url_with(
+        &self,
+        offer: &str,
+        url: &str,
+        edit: impl FnOnce(&mut cross_postback::cli::AddUrl),
+    ) -> i64 {
+        let mut add = cross_postback::cli::AddUrl {
+            offer: offer.into(),
+            url: url.into(),
+            method: cross_postback::cli::HttpMethod::Get,
+            goal: None,
+            statuses: None,
+            body: None,
+            content_type: cross_postback::cli::ContentType::Json,
+            follow_redirects: false,
+        };
+        edit(&mut add);
+        let new = cross_postback::cli::validate_url(add).expect("valid URL");
+        let pool = self.pool();
+        let client = pool.get().await.expect("db");
+        store::urls::add(&client, &new).await.expect("url added")
+    }
+
+    /// Publishes each body with confirms, routing key `conversion.<status>`.
+    pub async fn publish(&self, bodies: &[String]) {
+        let conn = amqp::connect(&self.cfg.amqp.url, "xpb-test publisher")
+            .await
+            .expect("broker");
+        let channel = amqp::confirm_channel(&conn).await.expect("channel");
+        amqp::declare_topology(&channel, &self.cfg.amqp)
+            .await
+            .expect("topology");
+        for body in bodies {
+            let key = cross_postback::cli::routing_key(body);
+            amqp::publish_confirmed(
+                &channel,
+                &self.cfg.amqp.exchange,
+                &key,
+                body.as_bytes(),
+                amqp::properties(FieldTable::default()),
+            )
+            .await
+            .expect("published and confirmed");
+        }
+        let _ = conn.close(200, "bye".into()).await;
+    }
+
+    /// Messages ready in a queue (not counting unacked ones).
+    pub async fn ready_messages(&self, queue: &str) -> u32 {
+        let conn = amqp::connect(&self.cfg.amqp.url, "xpb-test probe")
+            .await
+            .expect("broker");
+        let channel = conn.create_channel().await.expect("channel");
+        let q = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("queue exists");
+        let _ = conn.close(200, "bye".into()).await;
+        q.message_count()
+    }
+
+    /// Environment variables that point the real binary at this env.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        let c = &self.cfg;
+        let schedule: Vec<String> = c.delivery.retry_schedule.iter().map(|d| d.to_string()).collect();
+        [
+            ("DATABASE_URL", c.database.url.clone()),
+            ("AMQP_URL", c.amqp.url.clone()),
+            ("XPB_AMQP__EXCHANGE", c.amqp.exchange.clone()),
+            ("XPB_AMQP__QUEUE", c.amqp.queue.clone()),
+            (
+                "XPB_AMQP__DEAD_LETTER_EXCHANGE",
+                c.amqp.dead_letter_exchange.clone(),
+            ),
+            ("XPB_AMQP__DEAD_LETTER_QUEUE", c.amqp.dead_letter_queue.clone()),
+            ("XPB_HTTP__LISTEN", c.http.listen.clone()),
+            ("XPB_DELIVERY__ALLOW_PRIVATE_NETWORKS", "true".into()),
+            ("XPB_DELIVERY__RETRY_SCHEDULE", schedule.join(",")),
+            (
+                "XPB_DELIVERY__POLL_INTERVAL",
+                c.delivery.poll_interval.to_string(),
+            ),
+            (
+                "XPB_DELIVERY__CONNECT_TIMEOUT",
+                c.delivery.connect_timeout.to_string(),
+            ),
+            ("XPB_DELIVERY__TIMEOUT", c.delivery.timeout.to_string()),
+            ("XPB_DELIVERY__LEASE", c.delivery.lease.to_string()),
+            ("XPB_RUN__SHUTDOWN_TIMEOUT", c.run.shutdown_timeout.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// A command for the real binary with this env's variables.
+    pub fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cross-postback"));
+        cmd.env_clear();
+        if let Ok(path) = std::env::var("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd.envs(self.vars());
+        cmd
+    }
+
+    /// Runs a CLI command to the end; returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.command().args(args).output().expect("binary runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let cfg = self.cfg.clone();
+        let db = self.db_name.clone();
+        // Clean up on a thread of its own: Drop cannot await, and may run inside a runtime.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(conn) = amqp::connect(&cfg.amqp.url, "xpb-test cleanup").await
+                    && let Ok(ch) = conn.create_channel().await
+                {
+                    for q in [&cfg.amqp.queue, &cfg.amqp.dead_letter_queue] {
+                        let _ = ch
+                            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                            .await;
+                    }
+                    for x in [&cfg.amqp.exchange, &cfg.amqp.dead_letter_exchange] {
+                        let _ = ch.exchange_delete(x.as_str().into(), Default::default()).await;
+                    }
+                    let _ = conn.close(200, "bye".into()).await;
+                }
+                if let Ok((admin, conn)) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    let _ = admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+pub fn ms(n: u64) -> Dur {
+    Dur(Duration::from_millis(n))
+}
+
+/// A daemon running in-process.
+pub struct Running {
+    pub daemon: Option<Daemon>,
+    stop: CancellationToken,
+}
+
+impl Running {
+    pub fn http(&self) -> std::net::SocketAddr {
+        self.daemon.as_ref().expect("running").http_addr
+    }
+
+    /// Graceful stop, as on SIGTERM.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(d) = self.daemon.take() {
+            tokio::time::timeout(Duration::from_secs(20), d.wait())
+                .await
+                .expect("daemon stops within 20 s")
+                .expect("daemon stops cleanly");
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A conversion event as the platform publishes it; `order` seconds after a fixed start
+/// orders the events of one conversion.
+pub fn ev(conversion: &str, status: &str, order: i64, extra: serde_json::Value) -> String {
+    let base = chrono::DateTime::parse_from_rfc3339("2026-05-01T10:00:00Z").expect("base time");
+    let mut v = serde_json::json!({
+        "conversion_id": conversion,
+        "status": status,
+        "updated_at": (base + chrono::Duration::seconds(order)).to_rfc3339(),
+        "offer_id": 1,
+        "affiliate_id": 2,
+    });
+    if let (Some(map), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {
+        map.extend(more);
+    }
+    v.to_string()
+}
+
+/// Rows of a query as text cells.
+pub async fn rows(pg: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    pg.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// One number from a query.
+pub async fn count(pg: &tokio_postgres::Client, sql: &str) -> i64 {
+    rows(pg, sql)
+        .await
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(-1)
+}

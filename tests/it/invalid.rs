@@ -1,0 +1,107 @@
+//! Invalid messages: stored with a readable reason and dead-lettered; the worker keeps going.
+
+use lapin::options::BasicGetOptions;
+use lapin::types::AMQPValue;
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn each_kind_of_invalid_message_is_stored_and_dead_lettered() {
+    let mut env = Env::new().await;
+    env.cfg.amqp.max_message_bytes = 2048;
+    let rx = Receiver::start().await;
+    env.add_url("1", &rx.url("/x?c={conversion_id}")).await;
+    let daemon = env.start().await;
+    let oversized = ev("big", "approved", 0, json!({"comment": "x".repeat(4000)}));
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"not json at all".to_vec(), "not valid JSON"),
+        (b"{\"conversion_id\":\"\xff\xfe\"}".to_vec(), "not UTF-8"),
+        (br#"{"status":"approved","updated_at":"2026-01-01T00:00:00Z","offer_id":1,"affiliate_id":1}"#.to_vec(), "missing required field `conversion_id`"),
+        (ev("c", "paid", 0, json!({})).into_bytes(), "unknown status"),
+        (br#"{"conversion_id":"c","status":1,"updated_at":"2026-01-01 00:00:00","offer_id":1,"affiliate_id":1}"#.to_vec(), "`updated_at`"),
+        (oversized.clone().into_bytes(), "over amqp.max_message_bytes"),
+    ];
+    let bodies: Vec<String> = cases
+        .iter()
+        .map(|(b, _)| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    // The non-UTF-8 body must go out as raw bytes: publish those through the raw path.
+    publish_raw(&env, cases.iter().map(|(b, _)| b.clone()).collect()).await;
+    env.publish(&[ev("after", "approved", 0, json!({}))]).await;
+    let req = rx.wait_for(1).await.remove(0);
+    assert_eq!(req.param("c").as_deref(), Some("after"), "the worker kept going");
+
+    let pg = env.pg().await;
+    eventually("every invalid message stored", || async {
+        (count(&pg, "SELECT count(*) FROM rejected_messages").await == cases.len() as i64).then_some(())
+    })
+    .await;
+    let stored = rows(&pg, "SELECT reason, body_size, truncated::text, (body_sha256 IS NOT NULL)::text FROM rejected_messages ORDER BY id").await;
+    for ((_, want), row) in cases.iter().zip(&stored) {
+        let reason = row[0].clone().unwrap_or_default();
+        assert!(reason.contains(want), "reason {reason:?} should mention {want:?}");
+    }
+    let last = stored.last().expect("oversized row");
+    assert_eq!(last[1].as_deref(), Some(oversized.len().to_string().as_str()));
+    assert_eq!(last[2].as_deref(), Some("true"));
+    assert_eq!(
+        last[3].as_deref(),
+        Some("true"),
+        "oversized bodies keep their SHA-256"
+    );
+
+    // The dead-letter queue holds each one, with the reason in a header.
+    let conn = cross_postback::amqp::connect(&env.cfg.amqp.url, "xpb-test dlq")
+        .await
+        .expect("broker");
+    let ch = conn.create_channel().await.expect("channel");
+    let mut reasons = Vec::new();
+    for _ in 0..cases.len() {
+        let msg = eventually("a dead-lettered message", || async {
+            ch.basic_get(
+                env.cfg.amqp.dead_letter_queue.as_str().into(),
+                BasicGetOptions { no_ack: true },
+            )
+            .await
+            .ok()
+            .flatten()
+        })
+        .await;
+        let headers = msg.delivery.properties.headers().clone().unwrap_or_default();
+        match headers.inner().get("x-xpb-reason") {
+            Some(AMQPValue::LongString(s)) => {
+                reasons.push(String::from_utf8_lossy(s.as_bytes()).into_owned())
+            }
+            other => panic!("x-xpb-reason header missing: {other:?}"),
+        }
+    }
+    assert_eq!(reasons.len(), bodies.len());
+    let _ = conn.close(200, "bye".into()).await;
+    daemon.stop().await;
+    assert_eq!(env.ready_messages(&env.cfg.amqp.queue).await, 0);
+}
+
+async fn publish_raw(env: &Env, bodies: Vec<Vec<u8>>) {
+    let conn = cross_postback::amqp::connect(&env.cfg.amqp.url, "xpb-test raw")
+        .await
+        .expect("broker");
+    let ch = cross_postback::amqp::confirm_channel(&conn)
+        .await
+        .expect("channel");
+    cross_postback::amqp::declare_topology(&ch, &env.cfg.amqp)
+        .await
+        .expect("topology");
+    for body in bodies {
+        cross_postback::amqp::publish_confirmed(
+            &ch,
+            &env.cfg.amqp.exchange,
+            "conversion.unknown",
+            &body,
+            cross_postback::amqp::properties(Default::default()),
+        )
+        .await
+        .expect("published");
+    }
+    let _ = conn.close(200, "bye".into()).await;
+}

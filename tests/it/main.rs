@@ -1,0 +1,15 @@
+//! Integration tests against the real RabbitMQ and Postgres and a loopback HTTP receiver.
+//! One binary; every test owns its database, exchange and queues, so they run in parallel.
+
+mod harness;
+
+mod cli_and_config;
+mod crash;
+mod delivery;
+mod invalid;
+mod macros;
+mod ops;
+mod order;
+mod outages;
+mod replicas;
+mod retries;

@@ -1,0 +1,95 @@
+//! Outages: while Postgres is unreachable nothing is acked and nothing is lost; the same for a
+//! RabbitMQ connection loss. Each is simulated by a TCP proxy of the test's own, cut and
+//! restored, so the shared servers stay up for the other tests.
+
+use std::net::SocketAddr;
+
+use serde_json::json;
+
+use crate::harness::proxy::Proxy;
+use crate::harness::*;
+
+fn target_of(url: &str, default_port: u16) -> SocketAddr {
+    let u = url::Url::parse(url).expect("url");
+    let host = u.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = u.port().unwrap_or(default_port);
+    std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+        .expect("resolves")
+        .next()
+        .expect("an address")
+}
+
+fn through(url: &str, proxy: &Proxy) -> String {
+    let mut u = url::Url::parse(url).expect("url");
+    u.set_host(Some("127.0.0.1")).expect("host");
+    u.set_port(Some(proxy.addr.port())).expect("port");
+    u.to_string()
+}
+
+async fn ready(base: &str) -> bool {
+    matches!(reqwest::get(format!("{base}/readyz")).await, Ok(r) if r.status() == 200)
+}
+
+#[tokio::test]
+async fn while_postgres_is_away_nothing_is_acked_and_it_resumes_by_itself() {
+    let mut env = Env::new().await;
+    let rx = Receiver::start().await;
+    env.add_url("1", &rx.url("/x?c={conversion_id}")).await;
+    let proxy = Proxy::start(target_of(&env.cfg.database.url, 5432)).await;
+    env.cfg.database.url = through(&env.cfg.database.url, &proxy);
+    let daemon = env.start().await;
+    let base = format!("http://{}", daemon.http());
+    eventually("ready", || async { ready(&base).await.then_some(()) }).await;
+
+    proxy.cut();
+    eventually("not ready while the database is away", || async {
+        (!ready(&base).await).then_some(())
+    })
+    .await;
+    let events: Vec<String> = (0..5)
+        .map(|i| ev(&format!("c{i}"), "approved", 0, json!({})))
+        .collect();
+    env.publish(&events).await;
+    // Nothing can be logged, so nothing is acked: all five wait in the queue.
+    eventually("messages stay in the queue", || async {
+        (env.ready_messages(&env.cfg.amqp.queue).await == 5).then_some(())
+    })
+    .await;
+    assert!(rx.requests().is_empty());
+
+    proxy.restore();
+    let reqs = rx.wait_for(5).await;
+    assert_eq!(reqs.len(), 5);
+    eventually("ready again", || async { ready(&base).await.then_some(()) }).await;
+    daemon.stop().await;
+    assert_eq!(env.ready_messages(&env.cfg.amqp.queue).await, 0);
+}
+
+#[tokio::test]
+async fn after_a_broker_connection_loss_it_reconnects_and_goes_on() {
+    let env = Env::new().await;
+    let rx = Receiver::start().await;
+    env.add_url("1", &rx.url("/x?c={conversion_id}")).await;
+    let direct = env.cfg.amqp.url.clone();
+    let proxy = Proxy::start(target_of(&direct, 5672)).await;
+    let mut daemon_cfg = env.cfg.clone();
+    daemon_cfg.amqp.url = through(&direct, &proxy);
+    let daemon = env.start_with(daemon_cfg).await;
+    let base = format!("http://{}", daemon.http());
+    eventually("ready", || async { ready(&base).await.then_some(()) }).await;
+    env.publish(&[ev("before", "approved", 0, json!({}))]).await;
+    rx.wait_for(1).await;
+
+    proxy.cut();
+    eventually("not ready while the broker is away", || async {
+        (!ready(&base).await).then_some(())
+    })
+    .await;
+    env.publish(&[ev("during", "approved", 0, json!({}))]).await; // straight to the broker
+    proxy.restore();
+    let reqs = rx.wait_for(2).await;
+    assert_eq!(reqs[1].param("c").as_deref(), Some("during"));
+    eventually("ready again", || async { ready(&base).await.then_some(()) }).await;
+    daemon.stop().await;
+    assert_eq!(rx.requests().len(), 2);
+}

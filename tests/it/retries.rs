@@ -1,0 +1,171 @@
+//! SPEC §5: retries from the deliveries table.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn five_hundred_twice_then_ok_is_three_attempts_and_delivered() {
+    let env = Env::new().await;
+    let rx = Receiver::start().await;
+    env.add_url("1", &rx.url("/x")).await;
+    rx.script([Reply::status(500), Reply::status(500)]);
+    let daemon = env.start().await;
+    env.publish(&[ev("c1", "approved", 0, json!({"event_id": "e1"}))])
+        .await;
+    let reqs = rx.wait_for(3).await;
+    let keys: Vec<Option<&str>> = reqs.iter().map(|r| r.header("idempotency-key")).collect();
+    assert!(
+        keys.iter().all(|k| *k == keys[0] && k.is_some()),
+        "same key on every retry: {keys:?}"
+    );
+    let pg = env.pg().await;
+    eventually("delivered after three attempts", || async {
+        let r = rows(&pg, "SELECT state, attempts FROM deliveries").await;
+        (r == vec![vec![Some("delivered".to_owned()), Some("3".to_owned())]]).then_some(())
+    })
+    .await;
+    let codes = rows(
+        &pg,
+        "SELECT attempt, http_code, error_code FROM attempts ORDER BY attempt",
+    )
+    .await;
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        codes,
+        vec![
+            vec![s("1"), s("500"), s("http")],
+            vec![s("2"), s("500"), s("http")],
+            vec![s("3"), s("200"), None]
+        ]
+    );
+    // The schedule (100 ms × 0.8–1.2, then 200 ms × 0.8–1.2) spaced the attempts.
+    assert!(
+        reqs[1].at - reqs[0].at >= Duration::from_millis(80),
+        "{:?}",
+        reqs[1].at - reqs[0].at
+    );
+    assert!(
+        reqs[2].at - reqs[1].at >= Duration::from_millis(160),
+        "{:?}",
+        reqs[2].at - reqs[1].at
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn not_found_is_attempted_once_and_fails() {
+    let env = Env::new().await;
+    let rx = Receiver::start().await;
+    env.add_url("1", &rx.url("/x")).await;
+    rx.script([Reply::status(404)]);
+    let daemon = env.start().await;
+    env.publish(&[ev("c1", "approved", 0, json!({}))]).await;
+    let pg = env.pg().await;
+    eventually("failed after one attempt", || async {
+        (count(
+            &pg,
+            "SELECT count(*) FROM deliveries WHERE state = 'failed' AND attempts = 1",
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    daemon.stop().await;
+    assert_eq!(rx.requests().len(), 1);
+    let (code, out, err) = env.cli(&[
+        "attempts",
+        "--failed",
+        "--format",
+        "json",
+        "--columns",
+        "http_code,error,attempt",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        json,
+        json!([{"http_code": 404, "error": "HTTP 404", "attempt": 1}])
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_clamped() {
+    let mut env = Env::new().await;
+    env.cfg.delivery.retry_schedule = vec![ms(200), ms(1500)];
+    let rx = Receiver::start().await;
+    env.add_url("1", &rx.url("/x")).await;
+    let mut asked = Reply::status(429);
+    asked.retry_after = Some("1".into());
+    let mut too_long = Reply::status(503);
+    too_long.retry_after = Some("3600".into());
+    rx.script([asked, too_long]);
+    let daemon = env.start().await;
+    env.publish(&[ev("c1", "approved", 0, json!({}))]).await;
+    let reqs = rx.wait_for(3).await;
+    let first_gap = reqs[1].at - reqs[0].at;
+    let second_gap = reqs[2].at - reqs[1].at;
+    assert!(
+        first_gap >= Duration::from_millis(1000),
+        "waited as told: {first_gap:?}"
+    );
+    assert!(
+        first_gap < Duration::from_millis(1500),
+        "not the clamp: {first_gap:?}"
+    );
+    assert!(
+        second_gap >= Duration::from_millis(1500),
+        "clamped to the last step: {second_gap:?}"
+    );
+    assert!(
+        second_gap < Duration::from_millis(3000),
+        "clamped, not an hour: {second_gap:?}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn retries_live_in_postgres_and_survive_a_restart_with_nothing_unacked() {
+    let mut env = Env::new().await;
+    env.cfg.delivery.retry_schedule = vec![ms(1500)];
+    let rx = Receiver::start().await;
+    env.add_url("1", &rx.url("/x")).await;
+    rx.script([Reply::status(500)]);
+    let daemon = env.start().await;
+    env.publish(&[ev("c1", "approved", 0, json!({}))]).await;
+    rx.wait_for(1).await;
+    let pg = env.pg().await;
+    eventually("the retry is scheduled", || async {
+        (count(
+            &pg,
+            "SELECT count(*) FROM deliveries WHERE state = 'pending' AND attempts = 1",
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    daemon.stop().await;
+    // Stopping closed the channel: an unacked message would be back in the queue now.
+    assert_eq!(
+        env.ready_messages(&env.cfg.amqp.queue).await,
+        0,
+        "the message was acked while its retry waits"
+    );
+    let daemon = env.start().await;
+    rx.wait_for(2).await;
+    eventually("delivered by the restarted daemon", || async {
+        (count(
+            &pg,
+            "SELECT count(*) FROM deliveries WHERE state = 'delivered' AND attempts = 2",
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    daemon.stop().await;
+}
