@@ -63,15 +63,16 @@ pub async fn run(args: PublishArgs, cfg: &Config) -> anyhow::Result<()> {
     }
     let total = pending.len();
     let mut failed = 0;
+    let mut first = None;
     for (i, confirm) in pending.into_iter().enumerate() {
         if let Err(e) = amqp::check_confirm(confirm.await?) {
-            eprintln!("line {}: {e}", i + 1);
+            first.get_or_insert(format!("line {}: {e}", i + 1));
             failed += 1;
         }
     }
     let _ = conn.close(200, "bye".into()).await;
-    if failed > 0 {
-        bail!("{failed} of {total} messages were not accepted by the broker");
+    if let Some(first) = first {
+        bail!("{failed} of {total} messages were not accepted by the broker (first: {first})");
     }
     println!("published {total} messages");
     Ok(())

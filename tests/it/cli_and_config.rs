@@ -1,7 +1,5 @@
 //! The binary: bad configuration and arguments stop it with one line; SIGTERM stops it cleanly.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -50,19 +48,7 @@ async fn sigterm_stops_consuming_and_exits_zero() {
     let env = Env::new().await;
     let rx = Receiver::start().await;
     env.add_url("1", &rx.url("/x")).await;
-    let mut child = env
-        .command()
-        .arg("run")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("daemon starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, mut lines) = env.spawn_daemon();
     let started = Instant::now();
     loop {
         let line = tokio::time::timeout(Duration::from_secs(30), lines.recv())

@@ -1,8 +1,6 @@
 //! Ack discipline and crashes: SIGKILL between a send and its record loses nothing, and the
 //! de-duplication absorbs a redelivered message.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -22,14 +20,7 @@ async fn sigkill_between_send_and_record_is_resent_with_the_same_key_and_redeliv
         retry_after: None,
         delay: Duration::from_secs(10),
     }]);
-    let mut child = env
-        .command()
-        .arg("run")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("daemon starts");
-    let stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || for _ in BufReader::new(stderr).lines().map_while(Result::ok) {});
+    let (mut child, _logs) = env.spawn_daemon();
     let event = ev("c1", "approved", 0, json!({"event_id": "e-crash"}));
     env.publish(std::slice::from_ref(&event)).await;
     let first = rx.wait_for(1).await.remove(0);

@@ -104,10 +104,7 @@ async fn goal_filter_is_case_insensitive_and_status_filter_narrows() {
     // c1 pending → /goal; c3 approved → /goal and /approved-only; c2 (lead, pending) → nothing.
     let reqs = rx.wait_for(3).await;
     let pg = env.pg().await;
-    eventually("all events decided", || async {
-        (count(&pg, "SELECT count(*) FROM conversions").await == 3).then_some(())
-    })
-    .await;
+    wait_count(&pg, "SELECT count(*) FROM conversions", 3).await;
     daemon.stop().await;
     let mut seen: Vec<String> = rx
         .requests()
@@ -132,9 +129,11 @@ async fn an_offer_without_urls_sends_nothing_keeps_state_and_acks() {
     let daemon = env.start().await;
     env.publish(&[ev("c1", "approved", 0, json!({}))]).await;
     let pg = env.pg().await;
-    eventually("state kept for an offer without URLs", || async {
-        (count(&pg, "SELECT count(*) FROM conversions WHERE conversion_id = 'c1'").await == 1).then_some(())
-    })
+    wait_count(
+        &pg,
+        "SELECT count(*) FROM conversions WHERE conversion_id = 'c1'",
+        1,
+    )
     .await;
     daemon.stop().await;
     assert_eq!(env.ready_messages(&env.cfg.amqp.queue).await, 0);

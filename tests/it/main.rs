@@ -13,3 +13,4 @@ mod order;
 mod outages;
 mod replicas;
 mod retries;
+mod walkthrough;

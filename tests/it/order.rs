@@ -27,10 +27,7 @@ async fn pending_then_approved_back_to_back_are_both_sent_in_order() {
     rx.wait_for(2).await;
     assert_eq!(statuses_sent(&rx).await, ["pending", "approved"]);
     let pg = env.pg().await;
-    eventually("both attempts recorded", || async {
-        (count(&pg, "SELECT count(*) FROM attempts WHERE http_code = 200").await == 2).then_some(())
-    })
-    .await;
+    wait_count(&pg, "SELECT count(*) FROM attempts WHERE http_code = 200", 2).await;
     daemon.stop().await;
     assert_eq!(statuses_sent(&rx).await.len(), 2, "nothing more was sent");
 }

@@ -28,10 +28,7 @@ async fn two_daemons_fire_each_event_exactly_once_per_url() {
     }
     env.publish(&events).await;
     let pg = env.pg().await;
-    eventually("pendings decided", || async {
-        (count(&pg, "SELECT count(*) FROM conversions").await == 60).then_some(())
-    })
-    .await;
+    wait_count(&pg, "SELECT count(*) FROM conversions", 60).await;
     let approvals: Vec<String> = (0..60)
         .map(|c| {
             ev(

@@ -243,6 +243,25 @@ impl Env {
         cmd
     }
 
+    /// Starts `cross-postback run` as a separate process; its log lines arrive on the channel.
+    pub fn spawn_daemon(&self) -> (std::process::Child, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        use std::io::BufRead;
+        let mut child = self
+            .command()
+            .arg("run")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("daemon starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        (child, rx)
+    }
+
     /// Runs a CLI command to the end; returns (exit code, stdout, stderr).
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let out = self.command().args(args).output().expect("binary runs");
@@ -353,6 +372,14 @@ pub async fn rows(pg: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<Stri
             _ => None,
         })
         .collect()
+}
+
+/// Waits until a counting query returns `want`.
+pub async fn wait_count(pg: &tokio_postgres::Client, sql: &str, want: i64) {
+    eventually(&format!("{sql} to return {want}"), || async {
+        (count(pg, sql).await == want).then_some(())
+    })
+    .await;
 }
 
 /// One number from a query.
