@@ -143,25 +143,13 @@ async fn an_offer_without_urls_sends_nothing_keeps_state_and_acks() {
 
 #[tokio::test]
 async fn disabling_a_url_cancels_its_pending_deliveries_and_enabling_revives_none() {
-    let mut env = Env::new().await;
-    env.cfg.delivery.retry_schedule = vec![ms(60_000)];
-    let rx = Receiver::start().await;
-    let id = env.add_url("1", &rx.url("/x")).await;
-    rx.script([Reply::status(503)]);
-    let daemon = env.start().await;
-    env.publish(&[ev("c1", "approved", 0, json!({}))]).await;
-    rx.wait_for(1).await;
-    let pg = env.pg().await;
-    eventually("a retry is pending", || async {
-        (count(
-            &pg,
-            "SELECT count(*) FROM deliveries WHERE state = 'pending' AND attempts = 1",
-        )
-        .await
-            == 1)
-            .then_some(())
-    })
-    .await;
+    let RetryWaiting {
+        env,
+        rx: _,
+        url_id: id,
+        daemon,
+        pg,
+    } = retry_waiting(ms(60_000), "/x", "approved").await;
     let (code, out, err) = env.cli(&["urls", "disable", &id.to_string()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("cancelled 1"), "{out}");

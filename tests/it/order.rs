@@ -118,25 +118,9 @@ async fn hold_updates_state_and_sends_nothing() {
 
 #[tokio::test]
 async fn a_newer_status_supersedes_an_older_one_waiting_for_retry() {
-    let mut env = Env::new().await;
-    env.cfg.delivery.retry_schedule = vec![ms(60_000)];
-    let rx = Receiver::start().await;
-    env.add_url("1", &rx.url("/pb?s={status_name}")).await;
-    rx.script([Reply::status(500)]);
-    let daemon = env.start().await;
-    env.publish(&[ev("c1", "pending", 0, json!({}))]).await;
-    rx.wait_for(1).await;
-    let pg = env.pg().await;
-    eventually("pending waits for its retry", || async {
-        (count(
-            &pg,
-            "SELECT count(*) FROM deliveries WHERE state = 'pending' AND attempts = 1",
-        )
-        .await
-            == 1)
-            .then_some(())
-    })
-    .await;
+    let RetryWaiting {
+        env, rx, daemon, pg, ..
+    } = retry_waiting(ms(60_000), "/pb?s={status_name}", "pending").await;
     env.publish(&[ev("c1", "approved", 1, json!({}))]).await;
     rx.wait_for(2).await;
     assert_eq!(statuses_sent(&rx).await, ["pending", "approved"]);

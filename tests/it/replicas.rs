@@ -42,15 +42,11 @@ async fn two_daemons_fire_each_event_exactly_once_per_url() {
     env.publish(&approvals).await;
     let expected = 60 * 2 * 2;
     rx.wait_for(expected).await;
-    eventually("all delivered", || async {
-        (count(
-            &pg,
-            "SELECT count(*) FROM deliveries WHERE state IN ('delivered', 'superseded')",
-        )
-        .await
-            == expected as i64)
-            .then_some(())
-    })
+    wait_count(
+        &pg,
+        "SELECT count(*) FROM deliveries WHERE state IN ('delivered', 'superseded')",
+        expected as i64,
+    )
     .await;
     let announced = |r: &Running| {
         let text = r.daemon.as_ref().expect("running").metrics.encode();

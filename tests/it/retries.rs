@@ -64,15 +64,11 @@ async fn not_found_is_attempted_once_and_fails() {
     let daemon = env.start().await;
     env.publish(&[ev("c1", "approved", 0, json!({}))]).await;
     let pg = env.pg().await;
-    eventually("failed after one attempt", || async {
-        (count(
-            &pg,
-            "SELECT count(*) FROM deliveries WHERE state = 'failed' AND attempts = 1",
-        )
-        .await
-            == 1)
-            .then_some(())
-    })
+    wait_count(
+        &pg,
+        "SELECT count(*) FROM deliveries WHERE state = 'failed' AND attempts = 1",
+        1,
+    )
     .await;
     daemon.stop().await;
     assert_eq!(rx.requests().len(), 1);
@@ -129,25 +125,9 @@ async fn retry_after_is_honoured_and_clamped() {
 
 #[tokio::test]
 async fn retries_live_in_postgres_and_survive_a_restart_with_nothing_unacked() {
-    let mut env = Env::new().await;
-    env.cfg.delivery.retry_schedule = vec![ms(1500)];
-    let rx = Receiver::start().await;
-    env.add_url("1", &rx.url("/x")).await;
-    rx.script([Reply::status(500)]);
-    let daemon = env.start().await;
-    env.publish(&[ev("c1", "approved", 0, json!({}))]).await;
-    rx.wait_for(1).await;
-    let pg = env.pg().await;
-    eventually("the retry is scheduled", || async {
-        (count(
-            &pg,
-            "SELECT count(*) FROM deliveries WHERE state = 'pending' AND attempts = 1",
-        )
-        .await
-            == 1)
-            .then_some(())
-    })
-    .await;
+    let RetryWaiting {
+        env, rx, daemon, pg, ..
+    } = retry_waiting(ms(1500), "/x", "approved").await;
     daemon.stop().await;
     // Stopping closed the channel: an unacked message would be back in the queue now.
     assert_eq!(
@@ -157,15 +137,11 @@ async fn retries_live_in_postgres_and_survive_a_restart_with_nothing_unacked() {
     );
     let daemon = env.start().await;
     rx.wait_for(2).await;
-    eventually("delivered by the restarted daemon", || async {
-        (count(
-            &pg,
-            "SELECT count(*) FROM deliveries WHERE state = 'delivered' AND attempts = 2",
-        )
-        .await
-            == 1)
-            .then_some(())
-    })
+    wait_count(
+        &pg,
+        "SELECT count(*) FROM deliveries WHERE state = 'delivered' AND attempts = 2",
+        1,
+    )
     .await;
     daemon.stop().await;
 }

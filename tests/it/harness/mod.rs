@@ -391,3 +391,38 @@ pub async fn count(pg: &tokio_postgres::Client, sql: &str) -> i64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(-1)
 }
+
+/// A daemon whose first attempt (conversion `c1`, offer 1) got a 500 and whose retry now waits
+/// `schedule`.
+pub struct RetryWaiting {
+    pub env: Env,
+    pub rx: Receiver,
+    pub url_id: i64,
+    pub daemon: Running,
+    pub pg: tokio_postgres::Client,
+}
+
+pub async fn retry_waiting(schedule: Dur, path: &str, status: &str) -> RetryWaiting {
+    let mut env = Env::new().await;
+    env.cfg.delivery.retry_schedule = vec![schedule];
+    let rx = Receiver::start().await;
+    let url_id = env.add_url("1", &rx.url(path)).await;
+    rx.script([Reply::status(500)]);
+    let daemon = env.start().await;
+    env.publish(&[ev("c1", status, 0, serde_json::json!({}))]).await;
+    rx.wait_for(1).await;
+    let pg = env.pg().await;
+    wait_count(
+        &pg,
+        "SELECT count(*) FROM deliveries WHERE state = 'pending' AND attempts = 1",
+        1,
+    )
+    .await;
+    RetryWaiting {
+        env,
+        rx,
+        url_id,
+        daemon,
+        pg,
+    }
+}
