@@ -186,8 +186,8 @@ fn value_json(v: &AMQPValue) -> serde_json::Value {
     }
 }
 
-/// jsonb cannot hold NUL.
-fn clean(s: &str) -> String {
+/// Text for Postgres, which cannot hold NUL.
+pub fn clean(s: &str) -> String {
     s.replace('\0', "\u{FFFD}")
 }
 

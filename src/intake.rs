@@ -7,7 +7,6 @@
 //! session starts once both answer again.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
@@ -24,7 +23,7 @@ use uuid::Uuid;
 use crate::amqp::{self, AmqpError};
 use crate::config::Config;
 use crate::dedupe::Decision;
-use crate::dispatch::{Dispatch, add_outstanding};
+use crate::dispatch::Dispatch;
 use crate::event;
 use crate::ops::{Health, Metrics};
 use crate::store::{self, StoreError, dispatch::Job, intake as sql};
@@ -145,7 +144,33 @@ impl Intake {
     ) -> Result<(), IntakeError> {
         let messages: Vec<sql::Message> = batch.iter().map(|d| self.parse(d)).collect();
         let logged = self.log(&messages).await?;
-        for (delivery, message) in batch.iter().zip(&messages) {
+        if let Err(e) = self.finish(channel, dlx, &batch, &messages).await {
+            // Committed but not acked: the redelivered messages will be duplicates, so give the
+            // first attempts' leases back now rather than let them wait out the lease.
+            let ids: Vec<i64> = logged.jobs.iter().map(|j| j.delivery_id).collect();
+            crate::dispatch::release(&self.dispatch, &ids).await;
+            return Err(e);
+        }
+        self.count(&messages, &logged);
+        let mut unsent = Vec::new();
+        for job in logged.jobs {
+            if let Err(job) = self.dispatch.submit(&self.jobs, job).await {
+                unsent.push(job.delivery_id);
+            }
+        }
+        crate::dispatch::release(&self.dispatch, &unsent).await;
+        Ok(())
+    }
+
+    /// After the commit: dead-letter the invalid messages, then ack the whole batch.
+    async fn finish(
+        &self,
+        channel: &Channel,
+        dlx: &Channel,
+        batch: &[Delivery],
+        messages: &[sql::Message],
+    ) -> Result<(), IntakeError> {
+        for (delivery, message) in batch.iter().zip(messages) {
             if let sql::Message::Invalid(rejected) = message {
                 self.dead_letter(dlx, delivery, &rejected.reason).await?;
             }
@@ -154,18 +179,6 @@ impl Intake {
             channel
                 .basic_ack(last.delivery_tag, BasicAckOptions { multiple: true })
                 .await?;
-        }
-        self.count(&messages, &logged);
-        add_outstanding(&self.dispatch, logged.jobs.len());
-        for job in logged.jobs {
-            if let Err(mpsc::error::SendError(job)) = self.jobs.send(job).await {
-                // Dispatch has stopped; the lease expires and the poller of some worker takes it.
-                self.dispatch.outstanding.fetch_sub(1, Ordering::Relaxed);
-                tracing::debug!(
-                    delivery_id = job.delivery_id,
-                    "dispatch stopped; first attempt left to the lease"
-                );
-            }
         }
         Ok(())
     }
@@ -209,7 +222,7 @@ impl Intake {
             size: d.data.len(),
             sha256: truncated.then(|| Sha256::digest(&d.data).to_vec()),
             truncated,
-            routing_key: d.routing_key.as_str().to_owned(),
+            routing_key: amqp::clean(d.routing_key.as_str()),
             headers: amqp::headers_json(d.properties.headers().as_ref()),
             reason,
         })

@@ -148,7 +148,7 @@ impl Sender {
             }
             let response = match builder.send().await {
                 Ok(r) => r,
-                Err(e) => return from_error(&e),
+                Err(e) => return from_error(e),
             };
             let status = response.status();
             if status.is_redirection() && req.follow_redirects {
@@ -212,7 +212,7 @@ impl Sender {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    read_error = Some(from_error(&e));
+                    read_error = Some(from_error(e));
                     break;
                 }
             }
@@ -260,8 +260,10 @@ fn excerpt(body: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(cut).replace('\0', "\u{FFFD}"))
 }
 
-/// Maps a client error to a stable code, looking through its causes.
-fn from_error(e: &reqwest::Error) -> Response {
+/// Maps a client error to a stable code, looking through its causes. The URL is left out of
+/// the text: it may carry secrets, and the attempt row has it (masked where shown) already.
+fn from_error(e: reqwest::Error) -> Response {
+    let e = e.without_url();
     let mut text = e.to_string();
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
     let mut code = None;
@@ -281,10 +283,10 @@ fn from_error(e: &reqwest::Error) -> Response {
         ErrorCode::Timeout
     } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
         ErrorCode::Tls
-    } else if e.is_connect() {
-        ErrorCode::Connect
     } else {
-        ErrorCode::Http
+        // Refused, reset, closed before the answer was complete: the transport failed, so the
+        // request may be tried again (SPEC §5: connection errors are retryable).
+        ErrorCode::Connect
     });
     failure(code, text)
 }

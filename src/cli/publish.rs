@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::event::Status;
 
 /// The routing key of a line: `conversion.<status>`, or `conversion.unknown`.
-pub fn routing_key(line: &str) -> String {
-    let status = serde_json::from_str::<serde_json::Value>(line)
+pub fn routing_key(line: impl AsRef<[u8]>) -> String {
+    let status = serde_json::from_slice::<serde_json::Value>(line.as_ref())
         .ok()
         .and_then(|v| {
             let s = v.get("status")?;
@@ -28,24 +28,26 @@ pub fn routing_key(line: &str) -> String {
 }
 
 pub async fn run(args: PublishArgs, cfg: &Config) -> anyhow::Result<()> {
-    let mut text = String::new();
+    // Bytes, not text: each line goes out verbatim, invalid ones (not UTF-8, not JSON) too.
+    let mut input = Vec::new();
     match args.file.as_deref() {
-        None => std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading standard input")?,
-        Some(p) if p.as_os_str() == "-" => std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading standard input")?,
-        Some(p) => {
-            text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            text.len()
+        Some(p) if p.as_os_str() != "-" => {
+            input = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
         }
-    };
+        _ => {
+            std::io::stdin()
+                .read_to_end(&mut input)
+                .context("reading standard input")?;
+        }
+    }
+    let lines = input
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty());
     let conn = amqp::connect(&cfg.amqp.url, "cross-postback publish").await?;
     let channel = amqp::confirm_channel(&conn).await?;
     amqp::declare_topology(&channel, &cfg.amqp).await?;
     let mut pending = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+    for line in lines {
         let key = args.routing_key.clone().unwrap_or_else(|| routing_key(line));
         let confirm = channel
             .basic_publish(
@@ -55,7 +57,7 @@ pub async fn run(args: PublishArgs, cfg: &Config) -> anyhow::Result<()> {
                     mandatory: true,
                     ..Default::default()
                 },
-                line.as_bytes(),
+                line,
                 amqp::properties(FieldTable::default()),
             )
             .await?;

@@ -25,7 +25,7 @@ mod poller;
 mod recorder;
 
 pub use poller::run_poller;
-pub use recorder::{Done, run_recorder};
+pub use recorder::{Done, release, run_recorder};
 
 /// What the dispatch tasks share.
 pub struct Dispatch {
@@ -40,8 +40,10 @@ pub struct Dispatch {
     pub global: Arc<Semaphore>,
     pub per_host: usize,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Jobs queued or running, so the poller claims no more than can start soon.
+    /// Jobs queued or running, in all and per URL, so the poller claims no more than can start
+    /// soon and skips URLs that already have all the work their host can take.
     pub outstanding: AtomicUsize,
+    per_url: Mutex<HashMap<i64, usize>>,
     pub capacity: usize,
     /// Wakes the poller when a retry has been scheduled.
     pub wake_poller: Notify,
@@ -68,13 +70,50 @@ impl Dispatch {
             per_host: d.per_host_concurrency,
             hosts: Mutex::new(HashMap::new()),
             outstanding: AtomicUsize::new(0),
+            per_url: Mutex::new(HashMap::new()),
             capacity: d.concurrency * 2,
             wake_poller: Notify::new(),
         }
     }
 
+    /// Queues a claimed job for sending. When dispatch has stopped taking jobs, the job comes
+    /// back (its lease is to be released).
+    pub async fn submit(&self, jobs: &mpsc::Sender<Job>, job: Job) -> Result<(), Job> {
+        let url_id = job.url.id;
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.per_url).entry(url_id).or_default() += 1;
+        match jobs.send(job).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendError(job)) => {
+                self.finished(url_id);
+                Err(job)
+            }
+        }
+    }
+
+    /// A queued job ended (sent, released or abandoned).
+    pub fn finished(&self, url_id: i64) {
+        self.outstanding.fetch_sub(1, Ordering::Relaxed);
+        let mut per_url = lock(&self.per_url);
+        if let Some(n) = per_url.get_mut(&url_id) {
+            *n -= 1;
+            if *n == 0 {
+                per_url.remove(&url_id);
+            }
+        }
+    }
+
+    /// URLs with as many jobs queued or running as their host may run at once.
+    pub fn saturated_urls(&self) -> Vec<i64> {
+        lock(&self.per_url)
+            .iter()
+            .filter(|(_, n)| **n >= self.per_host)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     fn host_limit(&self, host: &str) -> Arc<Semaphore> {
-        let mut hosts = self.hosts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut hosts = lock(&self.hosts);
         Arc::clone(
             hosts
                 .entry(host.to_owned())
@@ -108,7 +147,7 @@ pub async fn run_jobs(
     }
     jobs.close();
     while let Ok(job) = jobs.try_recv() {
-        let _ = done.send(Done::Release(job.delivery_id));
+        let _ = done.send(Done::Release(job.delivery_id, job.url.id));
     }
 }
 
@@ -139,14 +178,14 @@ async fn run_job(
             } => Some(permits),
         };
         let Some((Ok(_host_permit), Ok(_global_permit))) = permits else {
-            let _ = done.send(Done::Release(job.delivery_id));
+            let _ = done.send(Done::Release(job.delivery_id, job.url.id));
             return;
         };
         if Instant::now() + dispatch.lease_margin >= job.lease_until {
             // Too little lease left for a whole attempt: let it expire and be claimed afresh
             // rather than risk two workers sending at once.
             tracing::debug!("lease too short to start; released");
-            let _ = done.send(Done::Release(job.delivery_id));
+            let _ = done.send(Done::Release(job.delivery_id, job.url.id));
             return;
         }
         tokio::select! {
@@ -284,7 +323,6 @@ fn log_attempt(url: &str, response: &sender::Response, state: &str) {
     }
 }
 
-/// Marks `n` more jobs as outstanding (queued or running).
-pub fn add_outstanding(dispatch: &Dispatch, n: usize) {
-    dispatch.outstanding.fetch_add(n, Ordering::Relaxed);
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

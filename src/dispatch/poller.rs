@@ -11,10 +11,6 @@ use tokio_util::sync::CancellationToken;
 use super::Dispatch;
 use crate::store::dispatch::{self as sql, Job};
 
-/// Never poll more often than this, even when something is due (a due delivery may be waiting
-/// for another one to the same URL to end, and is then handed on by the recorder).
-const MIN_WAIT: Duration = Duration::from_millis(20);
-
 pub async fn run_poller(
     dispatch: Arc<Dispatch>,
     jobs: mpsc::Sender<Job>,
@@ -23,13 +19,16 @@ pub async fn run_poller(
 ) {
     loop {
         let wait = match poll_once(&dispatch, &jobs).await {
-            Ok(Some(wait)) => wait.clamp(MIN_WAIT, interval),
+            Ok(Some(wait)) => wait.min(interval),
             Ok(None) => interval,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim due deliveries");
                 interval
             }
         };
+        if wait.is_zero() {
+            continue;
+        }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
@@ -38,8 +37,8 @@ pub async fn run_poller(
     }
 }
 
-/// Claims what fits, and returns how long until the next delivery is due (`Some(0)` when it
-/// claimed all it could take and more may be due).
+/// Claims what fits and returns how long to wait: zero when it took all it could and more may
+/// be due, else until the next retry falls due.
 async fn poll_once(dispatch: &Dispatch, jobs: &mpsc::Sender<Job>) -> crate::store::Result<Option<Duration>> {
     let client = dispatch.pool.get().await?;
     let free = dispatch
@@ -47,14 +46,17 @@ async fn poll_once(dispatch: &Dispatch, jobs: &mpsc::Sender<Job>) -> crate::stor
         .saturating_sub(dispatch.outstanding.load(Ordering::Relaxed));
     if free > 0 {
         let limit = i64::try_from(free).unwrap_or(i64::MAX);
-        let claimed = sql::claim_due(&client, dispatch.owner, dispatch.lease, limit).await?;
+        let per_url = i64::try_from(dispatch.per_host).unwrap_or(i64::MAX);
+        let skip = dispatch.saturated_urls();
+        let claimed = sql::claim_due(&client, dispatch.owner, dispatch.lease, limit, per_url, &skip).await?;
         let full = claimed.len() == free;
-        dispatch.outstanding.fetch_add(claimed.len(), Ordering::Relaxed);
+        let mut unsent = Vec::new();
         for job in claimed {
-            if jobs.send(job).await.is_err() {
-                dispatch.outstanding.fetch_sub(1, Ordering::Relaxed);
+            if let Err(job) = dispatch.submit(jobs, job).await {
+                unsent.push(job.delivery_id);
             }
         }
+        super::release(dispatch, &unsent).await;
         if full {
             return Ok(Some(Duration::ZERO));
         }

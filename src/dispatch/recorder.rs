@@ -2,7 +2,6 @@
 //! pair's next due delivery on, so a newer status starts as soon as the older one ends.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use backon::BackoffBuilder;
@@ -18,8 +17,8 @@ const BATCH: usize = 512;
 #[derive(Debug)]
 pub enum Done {
     Attempt(AttemptRecord),
-    /// Claimed but not started: give the lease back.
-    Release(i64),
+    /// Claimed but not started (delivery id, URL id): give the lease back.
+    Release(i64, i64),
 }
 
 /// Runs until every sender of `done` is gone, so nothing handed back is lost at shutdown.
@@ -36,62 +35,93 @@ pub async fn run_recorder(
                 Err(_) => break,
             }
         }
-        let n = batch.len();
         let mut records = Vec::new();
         let mut releases = Vec::new();
         for d in batch {
             match d {
-                Done::Attempt(r) => records.push(r),
-                Done::Release(id) => releases.push(id),
+                Done::Attempt(r) => {
+                    dispatch.finished(r.url_id);
+                    records.push(r);
+                }
+                Done::Release(id, url_id) => {
+                    dispatch.finished(url_id);
+                    releases.push(id);
+                }
             }
         }
-        let followers = write(&dispatch, &records, &releases).await;
-        dispatch.outstanding.fetch_sub(n, Ordering::Relaxed);
+        // Each step is retried on its own, so a failure after a commit never repeats it.
+        let (d, recs) = (&*dispatch, &records);
+        persist(d, "record attempts", || async move {
+            let mut client = d.pool.get().await?;
+            sql::record(&mut client, d.owner, recs).await
+        })
+        .await;
+        release(&dispatch, &releases).await;
         count(&dispatch, &records);
         if records.iter().any(|r| r.state == "pending") {
             dispatch.wake_poller.notify_one();
         }
+        let followers = claim_followers(&dispatch, &records).await;
         forward(&dispatch, &jobs, followers).await;
     }
 }
 
-/// Writes until it succeeds: an outcome is never dropped while the database is away (the
-/// lease may expire meanwhile; then the delivery is sent again, with the same key).
-async fn write(dispatch: &Dispatch, records: &[AttemptRecord], releases: &[i64]) -> Vec<Job> {
+/// Retries a write until it succeeds: an outcome is never dropped while the database is away
+/// (the lease may expire meanwhile; then the delivery is sent again, with the same key).
+async fn persist<F, Fut>(dispatch: &Dispatch, what: &str, mut op: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = crate::store::Result<()>>,
+{
     let mut delays = backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(5))
         .without_max_times()
         .build();
     loop {
-        match write_once(dispatch, records, releases).await {
-            Ok(followers) => return followers,
+        match op().await {
+            Ok(()) => return,
             Err(e) => {
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, records = records.len(), "cannot record attempts; retrying");
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, owner = %dispatch.owner, "cannot {what}; retrying");
                 tokio::time::sleep(delay).await;
             }
         }
     }
 }
 
-async fn write_once(
-    dispatch: &Dispatch,
-    records: &[AttemptRecord],
-    releases: &[i64],
-) -> crate::store::Result<Vec<Job>> {
-    let mut client = dispatch.pool.get().await?;
-    sql::record(&mut client, dispatch.owner, records).await?;
-    if !releases.is_empty() {
-        sql::release(&client, dispatch.owner, releases).await?;
+/// Gives back leases of claimed jobs that were not started.
+pub async fn release(dispatch: &Dispatch, ids: &[i64]) {
+    if ids.is_empty() {
+        return;
     }
+    persist(dispatch, "release leases", || async move {
+        let client = dispatch.pool.get().await?;
+        sql::release(&client, dispatch.owner, ids).await.map(|_| ())
+    })
+    .await;
+}
+
+/// The next due delivery of each (conversion, URL) whose attempt just ended. Best effort: what
+/// is not handed on here, the poller claims.
+async fn claim_followers(dispatch: &Dispatch, records: &[AttemptRecord]) -> Vec<Job> {
     let mut pairs: Vec<(String, i64)> = records
         .iter()
         .map(|r| (r.event.conversion_id.clone(), r.url_id))
         .collect();
     pairs.sort_unstable();
     pairs.dedup();
-    sql::claim_followers(&client, dispatch.owner, dispatch.lease, &pairs).await
+    let claimed = async {
+        let client = dispatch.pool.get().await?;
+        sql::claim_followers(&client, dispatch.owner, dispatch.lease, &pairs).await
+    };
+    match claimed.await {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot hand on followers; the poller will claim them");
+            Vec::new()
+        }
+    }
 }
 
 fn count(dispatch: &Dispatch, records: &[AttemptRecord]) {
@@ -109,13 +139,9 @@ fn count(dispatch: &Dispatch, records: &[AttemptRecord]) {
 async fn forward(dispatch: &Dispatch, jobs: &mpsc::Sender<Job>, followers: Vec<Job>) {
     let mut unsent = Vec::new();
     for job in followers {
-        dispatch.outstanding.fetch_add(1, Ordering::Relaxed);
-        if let Err(mpsc::error::SendError(job)) = jobs.send(job).await {
-            dispatch.outstanding.fetch_sub(1, Ordering::Relaxed);
+        if let Err(job) = dispatch.submit(jobs, job).await {
             unsent.push(job.delivery_id);
         }
     }
-    if !unsent.is_empty() {
-        let _ = write(dispatch, &[], &unsent).await;
-    }
+    release(dispatch, &unsent).await;
 }

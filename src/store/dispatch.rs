@@ -47,40 +47,56 @@ pub struct AttemptRecord {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
+/// The claim, in two steps: pick candidates (due, not leased, nothing else in flight for the
+/// same conversion and URL, at most `$4` per URL so one slow receiver cannot take every slot),
+/// then lock them with SKIP LOCKED, re-check, and lease them.
 const CLAIM: &str = "
-    WITH c AS (
-        SELECT d.id FROM deliveries d
-        WHERE d.state = 'pending' AND d.next_attempt_at <= now()
-          AND (d.lease_until IS NULL OR d.lease_until < now())
-          AND NOT EXISTS (
-              SELECT 1 FROM deliveries s
-              WHERE s.conversion_id = d.conversion_id AND s.url_id = d.url_id
-                AND s.id <> d.id AND s.lease_until > now())
-          {filter}
-        ORDER BY d.next_attempt_at
+    WITH cand AS (
+        SELECT id, next_attempt_at FROM (
+            SELECT d.id, d.next_attempt_at,
+                   row_number() OVER (PARTITION BY d.url_id ORDER BY d.next_attempt_at) AS per_url
+            FROM deliveries d
+            WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+              AND (d.lease_until IS NULL OR d.lease_until < now())
+              AND NOT EXISTS (
+                  SELECT 1 FROM deliveries s
+                  WHERE s.conversion_id = d.conversion_id AND s.url_id = d.url_id
+                    AND s.id <> d.id AND s.lease_until > now())
+              {filter}
+        ) ranked
+        WHERE per_url <= $4
+        ORDER BY next_attempt_at
         LIMIT $3
+    ), c AS (
+        SELECT d.id FROM deliveries d JOIN cand ON cand.id = d.id
+        WHERE d.state = 'pending' AND (d.lease_until IS NULL OR d.lease_until < now())
         FOR UPDATE OF d SKIP LOCKED
     )
     UPDATE deliveries d
     SET lease_owner = $1, lease_until = now() + $2::float8 * interval '1 millisecond', updated_at = now()
     FROM c, cross_postback_urls u
-    WHERE d.id = c.id AND u.id = d.url_id
+    WHERE d.id = c.id AND u.id = d.url_id AND u.enabled AND u.removed_at IS NULL
     RETURNING d.id AS delivery_id, d.attempts, d.event,
               u.id, u.offer_id, u.url, u.method, u.goal, u.statuses, u.body, u.content_type,
               u.follow_redirects, u.enabled";
 
-/// Claims up to `limit` due deliveries whose URL has nothing else in flight for the same
-/// conversion.
+/// Claims up to `limit` due deliveries, at most `per_url` for any one URL and none for the URLs
+/// in `skip` (their hosts are busy with this worker's jobs already).
 pub async fn claim_due(
     client: &impl GenericClient,
     owner: Uuid,
     lease: Duration,
     limit: i64,
+    per_url: i64,
+    skip: &[i64],
 ) -> Result<Vec<Job>> {
     let started = Instant::now();
-    let sql = CLAIM.replace("{filter}", "");
+    let sql = CLAIM.replace("{filter}", "AND NOT (d.url_id = ANY($5::bigint[]))");
     let rows = client
-        .query(&sql, &[&owner, &(lease.as_millis() as f64), &limit])
+        .query(
+            &sql,
+            &[&owner, &(lease.as_millis() as f64), &limit, &per_url, &skip],
+        )
         .await?;
     Ok(rows
         .iter()
@@ -103,13 +119,20 @@ pub async fn claim_followers(
     let urls: Vec<i64> = pairs.iter().map(|(_, u)| *u).collect();
     let sql = CLAIM.replace(
         "{filter}",
-        "AND (d.conversion_id, d.url_id) IN (SELECT * FROM unnest($4::text[], $5::bigint[]))",
+        "AND (d.conversion_id, d.url_id) IN (SELECT * FROM unnest($5::text[], $6::bigint[]))",
     );
     let limit = i64::try_from(pairs.len()).unwrap_or(i64::MAX);
     let rows = client
         .query(
             &sql,
-            &[&owner, &(lease.as_millis() as f64), &limit, &conversions, &urls],
+            &[
+                &owner,
+                &(lease.as_millis() as f64),
+                &limit,
+                &limit,
+                &conversions,
+                &urls,
+            ],
         )
         .await?;
     Ok(rows
@@ -234,11 +257,13 @@ pub async fn release(client: &impl GenericClient, owner: Uuid, ids: &[i64]) -> R
         .await?)
 }
 
-/// Pending deliveries due now, and when the next one is due (for the poller's sleep).
+/// Pending deliveries due now, and when the next one not yet due will be (for the poller's
+/// sleep; the ones already due wait for a slot or for a delivery in flight, which wake it).
 pub async fn due_summary(client: &impl GenericClient) -> Result<(i64, Option<DateTime<Utc>>)> {
     let row = client
         .query_one(
-            "SELECT count(*) FILTER (WHERE next_attempt_at <= now()), min(next_attempt_at)
+            "SELECT count(*) FILTER (WHERE next_attempt_at <= now()),
+                    min(next_attempt_at) FILTER (WHERE next_attempt_at > now())
              FROM deliveries WHERE state = 'pending'",
             &[],
         )

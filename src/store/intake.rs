@@ -85,6 +85,8 @@ pub async fn log_batch(
 
     let mut histories: HashMap<String, History> = HashMap::new();
     let mut urls_by_offer: HashMap<String, Vec<Arc<UrlRow>>> = HashMap::new();
+    // Locked (FOR UPDATE), so a poller cannot lease one of these between this read and the
+    // superseding below: it either leased it before (and this sees the lease) or skips it.
     let mut open: HashMap<(String, i64), Vec<Open>> = HashMap::new();
     if !ids.is_empty() {
         tx.execute(
@@ -108,7 +110,10 @@ pub async fn log_batch(
         let mut offers: Vec<&str> = events.iter().map(|e| e.offer_id.as_str()).collect();
         offers.sort_unstable();
         offers.dedup();
-        let sql = format!("SELECT {COLUMNS} FROM cross_postback_urls WHERE enabled AND offer_id = ANY($1)");
+        // FOR SHARE: a concurrent `urls disable` waits for this commit, then cancels what it logged.
+        let sql = format!(
+            "SELECT {COLUMNS} FROM cross_postback_urls WHERE enabled AND offer_id = ANY($1) FOR SHARE"
+        );
         for row in tx.query(&sql, &[&offers]).await? {
             let url = UrlRow::from_row(&row);
             urls_by_offer
@@ -121,7 +126,8 @@ pub async fn log_batch(
                 .query(
                     "SELECT id, conversion_id, url_id, state = 'pending', coalesce(lease_until > now(), false)
                      FROM deliveries
-                     WHERE conversion_id = ANY($1) AND (state = 'pending' OR lease_until > now())",
+                     WHERE conversion_id = ANY($1) AND (state = 'pending' OR lease_until > now())
+                     FOR UPDATE",
                     &[&ids],
                 )
                 .await?

@@ -38,6 +38,8 @@ async fn a_bad_argument_prints_one_line_and_fails() {
         assert_ne!(code, 0, "{args:?}");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
     }
+    let (_, _, err) = env.cli(&["urls", "add", "--url", "https://example.com/"]);
+    assert!(err.contains("--offer"), "names what is missing: {err}");
     let (code, out, _) = env.cli(&["--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("receiver") && out.contains("attempts"), "{out}");

@@ -22,10 +22,6 @@ async fn each_kind_of_invalid_message_is_stored_and_dead_lettered() {
         (br#"{"conversion_id":"c","status":1,"updated_at":"2026-01-01 00:00:00","offer_id":1,"affiliate_id":1}"#.to_vec(), "`updated_at`"),
         (oversized.clone().into_bytes(), "over amqp.max_message_bytes"),
     ];
-    let bodies: Vec<String> = cases
-        .iter()
-        .map(|(b, _)| String::from_utf8_lossy(b).into_owned())
-        .collect();
     // The non-UTF-8 body must go out as raw bytes: publish those through the raw path.
     publish_raw(&env, cases.iter().map(|(b, _)| b.clone()).collect()).await;
     env.publish(&[ev("after", "approved", 0, json!({}))]).await;
@@ -56,7 +52,7 @@ async fn each_kind_of_invalid_message_is_stored_and_dead_lettered() {
         .await
         .expect("broker");
     let ch = conn.create_channel().await.expect("channel");
-    let mut reasons = Vec::new();
+    let mut dead: Vec<(Vec<u8>, String)> = Vec::new();
     for _ in 0..cases.len() {
         let msg = eventually("a dead-lettered message", || async {
             ch.basic_get(
@@ -70,13 +66,23 @@ async fn each_kind_of_invalid_message_is_stored_and_dead_lettered() {
         .await;
         let headers = msg.delivery.properties.headers().clone().unwrap_or_default();
         match headers.inner().get("x-xpb-reason") {
-            Some(AMQPValue::LongString(s)) => {
-                reasons.push(String::from_utf8_lossy(s.as_bytes()).into_owned())
-            }
+            Some(AMQPValue::LongString(s)) => dead.push((
+                msg.delivery.data.clone(),
+                String::from_utf8_lossy(s.as_bytes()).into_owned(),
+            )),
             other => panic!("x-xpb-reason header missing: {other:?}"),
         }
     }
-    assert_eq!(reasons.len(), bodies.len());
+    // Each dead-lettered message is the body as published, with the reason that was stored.
+    let stored_reasons: Vec<String> = stored.iter().map(|r| r[0].clone().unwrap_or_default()).collect();
+    for ((body, want), (dead_body, reason)) in cases.iter().zip(&dead) {
+        assert_eq!(dead_body, body, "dead-lettered body intact");
+        assert!(
+            reason.contains(want),
+            "x-xpb-reason {reason:?} should mention {want:?}"
+        );
+        assert!(stored_reasons.contains(reason), "{reason:?} is the stored reason");
+    }
     let _ = conn.close(200, "bye".into()).await;
     daemon.stop().await;
     assert_eq!(env.ready_messages(&env.cfg.amqp.queue).await, 0);

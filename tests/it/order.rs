@@ -124,13 +124,13 @@ async fn a_newer_status_supersedes_an_older_one_waiting_for_retry() {
     env.publish(&[ev("c1", "approved", 1, json!({}))]).await;
     rx.wait_for(2).await;
     assert_eq!(statuses_sent(&rx).await, ["pending", "approved"]);
-    let states = rows(&pg, "SELECT status, state FROM deliveries ORDER BY id").await;
-    assert_eq!(
-        states,
-        vec![
-            vec![Some("pending".to_owned()), Some("superseded".to_owned())],
-            vec![Some("approved".to_owned()), Some("delivered".to_owned())]
-        ]
-    );
+    let want = vec![
+        vec![Some("pending".to_owned()), Some("superseded".to_owned())],
+        vec![Some("approved".to_owned()), Some("delivered".to_owned())],
+    ];
+    eventually("the older delivery superseded, the newer delivered", || async {
+        (rows(&pg, "SELECT status, state FROM deliveries ORDER BY id").await == want).then_some(())
+    })
+    .await;
     daemon.stop().await;
 }

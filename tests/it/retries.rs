@@ -91,7 +91,7 @@ async fn not_found_is_attempted_once_and_fails() {
 #[tokio::test]
 async fn retry_after_is_honoured_and_clamped() {
     let mut env = Env::new().await;
-    env.cfg.delivery.retry_schedule = vec![ms(200), ms(1500)];
+    env.cfg.delivery.retry_schedule = vec![ms(200), ms(5000)];
     let rx = Receiver::start().await;
     env.add_url("1", &rx.url("/x")).await;
     let mut asked = Reply::status(429);
@@ -109,15 +109,15 @@ async fn retry_after_is_honoured_and_clamped() {
         "waited as told: {first_gap:?}"
     );
     assert!(
-        first_gap < Duration::from_millis(1500),
+        first_gap < Duration::from_millis(4000),
         "not the clamp: {first_gap:?}"
     );
     assert!(
-        second_gap >= Duration::from_millis(1500),
+        second_gap >= Duration::from_millis(5000),
         "clamped to the last step: {second_gap:?}"
     );
     assert!(
-        second_gap < Duration::from_millis(3000),
+        second_gap < Duration::from_millis(9000),
         "clamped, not an hour: {second_gap:?}"
     );
     daemon.stop().await;
@@ -143,5 +143,45 @@ async fn retries_live_in_postgres_and_survive_a_restart_with_nothing_unacked() {
         1,
     )
     .await;
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_closed_without_an_answer_is_retried_and_secrets_stay_out_of_errors() {
+    let env = Env::new().await;
+    // A receiver that drops the first connection after reading the request, then answers 200.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut n = 0;
+        while let Ok((mut sock, _)) = listener.accept().await {
+            n += 1;
+            let mut buf = vec![0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            if n > 1 {
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        }
+    });
+    env.add_url("1", &format!("http://{addr}/x?token=s3cret")).await;
+    let daemon = env.start().await;
+    env.publish(&[ev("c1", "approved", 0, json!({}))]).await;
+    let pg = env.pg().await;
+    wait_count(
+        &pg,
+        "SELECT count(*) FROM deliveries WHERE state = 'delivered' AND attempts = 2",
+        1,
+    )
+    .await;
+    let first = rows(&pg, "SELECT error_code, error FROM attempts WHERE attempt = 1").await;
+    assert_eq!(first[0][0].as_deref(), Some("connect"), "{first:?}");
+    let error = first[0][1].clone().unwrap_or_default();
+    assert!(
+        !error.contains("s3cret"),
+        "the URL's secret is not in the error text: {error}"
+    );
     daemon.stop().await;
 }
