@@ -43,6 +43,8 @@ pub enum Command {
     Publish(PublishArgs),
     /// Show attempts, like Statistics > Cross-postbacks.
     Attempts(AttemptsArgs),
+    /// Measure this machine's broker, HTTP and database, and the pipeline end to end.
+    Bench(crate::bench::BenchArgs),
     /// A throwaway HTTP receiver that prints each request and answers 200.
     Receiver {
         /// Address to listen on.
@@ -154,7 +156,7 @@ pub struct AttemptsArgs {
 }
 
 /// Runs a subcommand that needs the configuration.
-pub async fn execute(command: Command, cfg: Config) -> anyhow::Result<()> {
+pub async fn execute(command: Command, cfg: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> {
     match command {
         Command::Run => crate::run_until_signalled(cfg).await,
         Command::Migrate => {
@@ -167,6 +169,7 @@ pub async fn execute(command: Command, cfg: Config) -> anyhow::Result<()> {
         Command::Publish(args) => publish::run(args, &cfg).await,
         Command::Attempts(args) => attempts(args, &cfg).await,
         Command::Receiver { listen } => crate::receiver::run(listen).await,
+        Command::Bench(args) => crate::bench::run(args, &cfg, config_file.as_deref()).await,
     }
 }
 

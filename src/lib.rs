@@ -59,3 +59,4 @@ pub async fn run_until_signalled(cfg: config::Config) -> anyhow::Result<()> {
     let daemon = daemon::start(cfg, shutdown.clone()).await?;
     daemon.wait().await
 }
+pub mod bench;

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::Error::new(e)),
     };
-    match runtime.block_on(cross_postback::cli::execute(cli.command, cfg)) {
+    match runtime.block_on(cross_postback::cli::execute(cli.command, cfg, cli.config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }

@@ -1,0 +1,82 @@
+//! A bench run's own database and queue names on the configured servers, removed afterwards.
+
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+
+use crate::amqp;
+use crate::config::Config;
+use crate::store;
+
+pub struct World {
+    /// The configuration pointed at this run's database and names.
+    pub cfg: Config,
+    /// A queue for the bare broker measurement, bound to nothing.
+    pub broker_queue: String,
+    admin_url: String,
+    db_name: String,
+}
+
+impl World {
+    pub async fn create(base: &Config) -> anyhow::Result<World> {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        let db_name = format!("xpb_bench_{id}");
+        let mut url = url::Url::parse(&base.database.url)?;
+        url.set_path("/postgres");
+        let admin_url = url.to_string();
+        url.set_path(&format!("/{db_name}"));
+        let mut cfg = base.clone();
+        cfg.database.url = url.to_string();
+        cfg.amqp.exchange = format!("xpb-bench-{id}");
+        cfg.amqp.queue = format!("xpb-bench-{id}");
+        cfg.amqp.dead_letter_exchange = format!("xpb-bench-{id}.dlx");
+        cfg.amqp.dead_letter_queue = format!("xpb-bench-{id}.dead");
+        // The receiver is on loopback.
+        cfg.delivery.allow_private_networks = true;
+        let world = World {
+            cfg,
+            broker_queue: format!("xpb-bench-{id}.bare"),
+            admin_url,
+            db_name,
+        };
+        world.admin(&format!("CREATE DATABASE {}", world.db_name)).await?;
+        let pool = store::pool(&world.cfg.database.url, 2)?;
+        store::migrate(&pool).await?;
+        pool.close();
+        Ok(world)
+    }
+
+    async fn admin(&self, sql: &str) -> anyhow::Result<()> {
+        let (client, conn) = tokio_postgres::connect(&self.admin_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        client.batch_execute(sql).await?;
+        Ok(())
+    }
+
+    /// Removes the database, the queues and the exchanges; best effort, says what it could not.
+    pub async fn remove(&self) {
+        let cfg = &self.cfg.amqp;
+        match amqp::connect(&cfg.url, "cross-postback bench cleanup").await {
+            Ok(conn) => {
+                if let Ok(ch) = conn.create_channel().await {
+                    for q in [&cfg.queue, &cfg.dead_letter_queue, &self.broker_queue] {
+                        let _ = ch
+                            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                            .await;
+                    }
+                    for x in [&cfg.exchange, &cfg.dead_letter_exchange] {
+                        let _ = ch
+                            .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+                            .await;
+                    }
+                }
+                let _ = conn.close(200, "bye".into()).await;
+            }
+            Err(e) => eprintln!("bench: could not remove the queues: {e}"),
+        }
+        if let Err(e) = self
+            .admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name))
+            .await
+        {
+            eprintln!("bench: could not drop database {}: {e}", self.db_name);
+        }
+    }
+}
