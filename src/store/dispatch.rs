@@ -20,10 +20,21 @@ pub struct Job {
     pub delivery_id: i64,
     /// The number of the attempt about to be made (1 for the first).
     pub attempt: i32,
+    /// The attempts made before the current round: 0, or as many as the delivery had when it
+    /// was last redelivered (`cross-postback redeliver`). See [`Job::schedule_attempt`].
+    pub retry_base: i32,
     pub event: Arc<Event>,
     pub url: Arc<UrlRow>,
     /// When this worker's lease ends; no attempt may start that could outlive it.
     pub lease_until: Instant,
+}
+
+impl Job {
+    /// This attempt's place in the retry schedule: 1 for the first attempt of a round (the first
+    /// ever, or the first after a redelivery), so a redelivered delivery gets the whole schedule.
+    pub fn schedule_attempt(&self) -> u32 {
+        u32::try_from(self.attempt - self.retry_base).unwrap_or(1).max(1)
+    }
 }
 
 /// The end of one attempt, as recorded.
@@ -76,7 +87,7 @@ const CLAIM: &str = "
     SET lease_owner = $1, lease_until = now() + $2::float8 * interval '1 millisecond', updated_at = now()
     FROM c, cross_postback_urls u
     WHERE d.id = c.id AND u.id = d.url_id AND u.enabled AND u.removed_at IS NULL
-    RETURNING d.id AS delivery_id, d.attempts, d.event,
+    RETURNING d.id AS delivery_id, d.attempts, d.retry_base, d.event,
               u.id, u.offer_id, u.url, u.method, u.goal, u.statuses, u.body, u.content_type,
               u.follow_redirects, u.enabled";
 
@@ -155,6 +166,7 @@ fn job_from_row(row: &tokio_postgres::Row, lease_until: Instant) -> Option<Job> 
     Some(Job {
         delivery_id: row.get("delivery_id"),
         attempt: attempts + 1,
+        retry_base: row.get("retry_base"),
         event: Arc::new(event),
         url: Arc::new(UrlRow::from_row(row)),
         lease_until,

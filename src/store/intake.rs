@@ -303,6 +303,7 @@ async fn write_deliveries(
         .map(|(n, id)| Job {
             delivery_id: *id,
             attempt: 1,
+            retry_base: 0,
             event: Arc::clone(&n.event),
             url: Arc::clone(&n.url),
             lease_until,

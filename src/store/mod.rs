@@ -85,7 +85,10 @@ pub async fn ping(pool: &Pool) -> Result<()> {
 }
 
 /// The migrations, in order. Each runs once, in its own transaction.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (2, include_str!("../../migrations/0002_redeliver_replay.sql")),
+];
 
 /// Serialises concurrent migrators (several replicas starting at once).
 const MIGRATION_LOCK: i64 = 0x7870_625f_6d69_6772; // "xpb_migr"
