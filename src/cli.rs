@@ -12,9 +12,11 @@ use crate::macros::{Escape, Template};
 use crate::store::{self, stats, urls};
 
 mod publish;
+mod redeliver;
 mod table;
 
 pub use publish::routing_key;
+pub use redeliver::RedeliverArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +45,8 @@ pub enum Command {
     Publish(PublishArgs),
     /// Show attempts, like Statistics > Cross-postbacks.
     Attempts(AttemptsArgs),
+    /// Send deliveries again, as new attempts with the same idempotency key.
+    Redeliver(RedeliverArgs),
     /// Measure this machine's broker, HTTP and database, and the pipeline end to end.
     Bench(crate::bench::BenchArgs),
     /// A throwaway HTTP receiver that prints each request and answers 200.
@@ -168,6 +172,7 @@ pub async fn execute(command: Command, cfg: Config, config_file: Option<PathBuf>
         Command::Urls(cmd) => urls_command(cmd, &cfg).await,
         Command::Publish(args) => publish::run(args, &cfg).await,
         Command::Attempts(args) => attempts(args, &cfg).await,
+        Command::Redeliver(args) => redeliver::run(args, &cfg).await,
         Command::Receiver { listen } => crate::receiver::run(listen).await,
         Command::Bench(args) => crate::bench::run(args, &cfg, config_file.as_deref()).await,
     }

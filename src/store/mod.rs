@@ -8,6 +8,7 @@ use tokio_postgres::NoTls;
 
 pub mod dispatch;
 pub mod intake;
+pub mod redeliver;
 pub mod stats;
 pub mod urls;
 

@@ -11,6 +11,7 @@ mod macros;
 mod ops;
 mod order;
 mod outages;
+mod redeliver;
 mod replicas;
 mod retries;
 mod walkthrough;

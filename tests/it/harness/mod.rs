@@ -271,6 +271,22 @@ impl Env {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
+
+    /// Like [`Env::cli`], but awaited, with a deadline: a daemon running in-process keeps
+    /// working (and lets go of its row locks) while the command runs.
+    pub async fn cli_async(&self, args: &[&str]) -> (i32, String, String) {
+        let mut cmd = tokio::process::Command::from(self.command());
+        cmd.args(args).kill_on_drop(true);
+        let out = tokio::time::timeout(DEADLINE, cmd.output())
+            .await
+            .unwrap_or_else(|_| panic!("cross-postback {args:?} did not end within {DEADLINE:?}"))
+            .expect("binary runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
 }
 
 impl Drop for Env {
