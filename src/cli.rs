@@ -13,10 +13,12 @@ use crate::store::{self, stats, urls};
 
 mod publish;
 mod redeliver;
+mod rejected;
 mod table;
 
 pub use publish::routing_key;
 pub use redeliver::RedeliverArgs;
+pub use rejected::RejectedCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +49,9 @@ pub enum Command {
     Attempts(AttemptsArgs),
     /// Send deliveries again, as new attempts with the same idempotency key.
     Redeliver(RedeliverArgs),
+    /// Invalid messages: list them, publish one again.
+    #[command(subcommand)]
+    Rejected(RejectedCommand),
     /// Measure this machine's broker, HTTP and database, and the pipeline end to end.
     Bench(crate::bench::BenchArgs),
     /// A throwaway HTTP receiver that prints each request and answers 200.
@@ -173,6 +178,7 @@ pub async fn execute(command: Command, cfg: Config, config_file: Option<PathBuf>
         Command::Publish(args) => publish::run(args, &cfg).await,
         Command::Attempts(args) => attempts(args, &cfg).await,
         Command::Redeliver(args) => redeliver::run(args, &cfg).await,
+        Command::Rejected(cmd) => rejected::run(cmd, &cfg).await,
         Command::Receiver { listen } => crate::receiver::run(listen).await,
         Command::Bench(args) => crate::bench::run(args, &cfg, config_file.as_deref()).await,
     }

@@ -9,6 +9,7 @@ use tokio_postgres::NoTls;
 pub mod dispatch;
 pub mod intake;
 pub mod redeliver;
+pub mod rejected;
 pub mod stats;
 pub mod urls;
 

@@ -12,6 +12,7 @@ mod ops;
 mod order;
 mod outages;
 mod redeliver;
+mod rejected;
 mod replicas;
 mod retries;
 mod walkthrough;
