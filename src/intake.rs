@@ -152,6 +152,8 @@ impl Intake {
             return Err(e);
         }
         self.count(&messages, &logged);
+        self.metrics.batch_messages.observe(batch.len() as f64);
+        self.dispatch.note_waiting(logged.waiting);
         let mut unsent = Vec::new();
         for job in logged.jobs {
             if let Err(job) = self.dispatch.submit(&self.jobs, job).await {

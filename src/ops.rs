@@ -39,6 +39,8 @@ pub struct Metrics {
     /// Attempts by HTTP class (2xx, 3xx, 4xx, 5xx, none).
     pub attempts: Family<HttpClass, Counter>,
     pub attempt_seconds: Histogram,
+    /// Messages per intake transaction.
+    pub batch_messages: Histogram,
     /// Pending deliveries whose attempt is due.
     pub retries_due: Gauge,
     pub rejected: Counter,
@@ -52,6 +54,7 @@ impl Default for Metrics {
         let attempts = Family::<HttpClass, Counter>::default();
         let attempt_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let retries_due = Gauge::default();
+        let batch_messages = Histogram::new(exponential_buckets(1.0, 2.0, 11));
         let rejected = Counter::default();
         registry.register("events_consumed", "Events consumed, by outcome", events.clone());
         registry.register("deliveries", "Deliveries, by outcome", deliveries.clone());
@@ -67,6 +70,11 @@ impl Default for Metrics {
             retries_due.clone(),
         );
         registry.register(
+            "intake_batch_messages",
+            "Messages per intake transaction",
+            batch_messages.clone(),
+        );
+        registry.register(
             "rejected_messages",
             "Invalid messages stored and dead-lettered",
             rejected.clone(),
@@ -77,6 +85,7 @@ impl Default for Metrics {
             deliveries,
             attempts,
             attempt_seconds,
+            batch_messages,
             retries_due,
             rejected,
         }

@@ -46,6 +46,7 @@ impl EndToEnd<'_> {
         let mut daemon = Daemon::spawn(self.world, self.config_file)?;
         let result = self.run_phases(&ch, &mut daemon, n, rate, seconds).await;
         daemon.stop();
+        let _ = ch.close(200, "bye".into()).await;
         let _ = conn.close(200, "bye".into()).await;
         result.map_err(|e| anyhow::anyhow!("{e:#}{}", daemon.last_lines()))
     }
@@ -61,6 +62,9 @@ impl EndToEnd<'_> {
         let wanted = n * u64::from(self.urls);
         let (first, last) = daemon.wait_delivered(wanted, "end to end").await?;
         let e2e = n as f64 / (last - first).as_secs_f64().max(f64::MIN_POSITIVE);
+        if let Some(mean) = daemon.mean_batch().await {
+            eprintln!("end to end: {mean:.1} messages per intake transaction on average");
+        }
         let latency = self.latency(ch, daemon, wanted, rate, seconds).await?;
         let rss = daemon.peak_rss_mib()?;
         Ok((e2e, latency, rss))
@@ -141,7 +145,7 @@ impl EndToEnd<'_> {
             body["sub1"] = i.to_string().into();
             sent_at.push(Instant::now());
             confirms.push(self.publish(ch, body.to_string().as_bytes()).await?);
-            if (i + 1) % rate == 0 || i + 1 == total {
+            if (i + 1).is_multiple_of(rate) || i + 1 == total {
                 progress("latency", i + 1, total);
             }
         }
@@ -162,6 +166,14 @@ impl EndToEnd<'_> {
         latencies.sort_by(f64::total_cmp);
         Ok(latencies)
     }
+}
+
+/// The sum of the samples whose line starts with `prefix` in Prometheus text.
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
 }
 
 /// The daemon under test, as a child process.
@@ -216,33 +228,30 @@ impl Daemon {
         })
     }
 
-    /// Scrapes the daemon's counters: (events consumed, deliveries delivered).
-    async fn counters(&self) -> Option<(u64, u64)> {
-        let text = self
-            .client
+    async fn scrape(&self) -> Option<String> {
+        self.client
             .get(&self.metrics_url)
             .send()
             .await
             .ok()?
             .text()
             .await
-            .ok()?;
-        let mut consumed = 0;
-        let mut delivered = 0;
-        for line in text.lines() {
-            let value = || {
-                line.rsplit(' ')
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(0.0) as u64
-            };
-            if line.starts_with("xpb_events_consumed_total{") {
-                consumed += value();
-            } else if line.starts_with("xpb_deliveries_total{outcome=\"delivered\"}") {
-                delivered = value();
-            }
-        }
-        Some((consumed, delivered))
+            .ok()
+    }
+
+    /// Scrapes the daemon's counters: (events consumed, deliveries delivered).
+    async fn counters(&self) -> Option<(u64, u64)> {
+        let text = self.scrape().await?;
+        let consumed = metric(&text, "xpb_events_consumed_total{");
+        let delivered = metric(&text, "xpb_deliveries_total{outcome=\"delivered\"}");
+        Some((consumed as u64, delivered as u64))
+    }
+
+    /// Mean messages per intake transaction so far.
+    async fn mean_batch(&self) -> Option<f64> {
+        let text = self.scrape().await?;
+        let count = metric(&text, "xpb_intake_batch_messages_count");
+        (count > 0.0).then(|| metric(&text, "xpb_intake_batch_messages_sum") / count)
     }
 
     /// Waits until `wanted` deliveries are recorded delivered; returns when the first event

@@ -148,10 +148,10 @@ pub async fn broker(world: &World, n: u64) -> anyhow::Result<(f64, f64)> {
             .ok_or_else(|| anyhow::anyhow!("consumer cancelled"))??;
         start.get_or_insert_with(Instant::now);
         got += 1;
-        if got % 100 == 0 || got == n {
+        if got.is_multiple_of(100) || got == n {
             delivery.ack(BasicAckOptions { multiple: true }).await?;
         }
-        if got % 10_000 == 0 || got == n {
+        if got.is_multiple_of(10_000) || got == n {
             progress("broker consume", got, n);
         }
     }
@@ -176,7 +176,7 @@ pub async fn http(receiver: &Receiver, n: u64, concurrency: usize) -> anyhow::Re
     while let Some(result) = requests.next().await {
         result?;
         done += 1;
-        if done % 10_000 == 0 || done == n {
+        if done.is_multiple_of(10_000) || done == n {
             progress("http", done, n);
         }
     }
@@ -218,7 +218,7 @@ pub async fn database(world: &World, n: u64) -> anyhow::Result<f64> {
             )
             .await?;
         done += k;
-        if done % 20_000 == 0 || done == n {
+        if done.is_multiple_of(20_000) || done == n {
             progress("database", done, n);
         }
     }

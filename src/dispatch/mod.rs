@@ -2,7 +2,7 @@
 //! followers handed on by the recorder) under global and per-host limits, and hand each
 //! outcome to the recorder.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,6 +44,9 @@ pub struct Dispatch {
     /// soon and skips URLs that already have all the work their host can take.
     pub outstanding: AtomicUsize,
     per_url: Mutex<HashMap<i64, usize>>,
+    /// (conversion, URL) pairs with a delivery waiting for one in flight here to end: the
+    /// recorder hands those on at once; any other waits for the poller.
+    waiting: Mutex<HashSet<(String, i64)>>,
     pub capacity: usize,
     /// Wakes the poller when a retry has been scheduled.
     pub wake_poller: Notify,
@@ -71,6 +74,7 @@ impl Dispatch {
             hosts: Mutex::new(HashMap::new()),
             outstanding: AtomicUsize::new(0),
             per_url: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashSet::new()),
             capacity: d.concurrency * 2,
             wake_poller: Notify::new(),
         }
@@ -101,6 +105,22 @@ impl Dispatch {
                 per_url.remove(&url_id);
             }
         }
+    }
+
+    /// Notes pairs whose new delivery waits for the one in flight.
+    pub fn note_waiting(&self, pairs: Vec<(String, i64)>) {
+        if !pairs.is_empty() {
+            lock(&self.waiting).extend(pairs);
+        }
+    }
+
+    /// Of these pairs, the ones with a delivery waiting (forgotten as they are returned).
+    pub fn take_waiting(&self, pairs: impl IntoIterator<Item = (String, i64)>) -> Vec<(String, i64)> {
+        let mut waiting = lock(&self.waiting);
+        if waiting.is_empty() {
+            return Vec::new();
+        }
+        pairs.into_iter().filter(|p| waiting.remove(p)).collect()
     }
 
     /// URLs with as many jobs queued or running as their host may run at once.

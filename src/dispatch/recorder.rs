@@ -105,10 +105,10 @@ pub async fn release(dispatch: &Dispatch, ids: &[i64]) {
 /// The next due delivery of each (conversion, URL) whose attempt just ended. Best effort: what
 /// is not handed on here, the poller claims.
 async fn claim_followers(dispatch: &Dispatch, records: &[AttemptRecord]) -> Vec<Job> {
-    let mut pairs: Vec<(String, i64)> = records
-        .iter()
-        .map(|r| (r.event.conversion_id.clone(), r.url_id))
-        .collect();
+    let mut pairs = dispatch.take_waiting(records.iter().map(|r| (r.event.conversion_id.clone(), r.url_id)));
+    if pairs.is_empty() {
+        return Vec::new();
+    }
     pairs.sort_unstable();
     pairs.dedup();
     let claimed = async {

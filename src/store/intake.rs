@@ -45,6 +45,8 @@ pub struct Logged {
     pub jobs: Vec<Job>,
     pub deliveries: usize,
     pub superseded: usize,
+    /// (conversion, URL) pairs whose new delivery waits for an attempt in flight to end.
+    pub waiting: Vec<(String, i64)>,
 }
 
 /// A conversion's delivery to one URL that is not yet terminal, or is in flight.
@@ -205,6 +207,11 @@ pub async fn log_batch(
     }
     logged.superseded = supersede.len() + new.iter().filter(|n| n.superseded).count();
     logged.deliveries = new.len();
+    logged.waiting = new
+        .iter()
+        .filter(|n| !n.leased && !n.superseded)
+        .map(|n| (n.conversion_id.clone(), n.url.id))
+        .collect();
     logged.jobs = write_deliveries(&tx, &new, owner, lease, started).await?;
     write_rejected(&tx, messages).await?;
     tx.commit().await?;
