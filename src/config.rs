@@ -49,6 +49,8 @@ pub struct Amqp {
     pub max_message_bytes: usize,
     /// Most messages decided and logged in one database transaction.
     pub batch_size: usize,
+    /// Intake lanes: conversions are spread over them, each commits its batches in turn.
+    pub lanes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +218,7 @@ impl Config {
             ("amqp.prefetch", self.amqp.prefetch as usize),
             ("amqp.max_message_bytes", self.amqp.max_message_bytes),
             ("amqp.batch_size", self.amqp.batch_size),
+            ("amqp.lanes", self.amqp.lanes),
             ("database.pool_size", self.database.pool_size),
             ("delivery.concurrency", self.delivery.concurrency),
             (
@@ -229,10 +232,12 @@ impl Config {
                 return Err(err(format!("`{key}` must be at least 1")));
             }
         }
-        if self.database.pool_size < 2 {
-            return Err(err(
-                "`database.pool_size` must be at least 2 (intake and dispatch each hold one)",
-            ));
+        // Each lane holds a connection while it commits; dispatch needs at least two more.
+        if self.database.pool_size < self.amqp.lanes + 2 {
+            return Err(err(format!(
+                "`database.pool_size` ({}) must be at least `amqp.lanes` ({}) + 2",
+                self.database.pool_size, self.amqp.lanes
+            )));
         }
         for (key, d) in [
             ("delivery.connect_timeout", self.delivery.connect_timeout),

@@ -22,6 +22,9 @@ use crate::ops::{self, Health, Metrics};
 use crate::sender::Sender;
 use crate::store;
 
+/// Recorder tasks writing attempt outcomes; two let one commit overlap the next batch.
+const RECORDERS: usize = 2;
+
 /// A started daemon.
 pub struct Daemon {
     /// Where `/healthz`, `/readyz` and `/metrics` answer.
@@ -117,11 +120,16 @@ async fn run(
         abandon.clone(),
         tracker.clone(),
     ));
-    let recorder = tokio::spawn(dispatch::run_recorder(
-        Arc::clone(&dispatch),
-        done_rx,
-        jobs_tx.clone(),
-    ));
+    let done_rx = Arc::new(tokio::sync::Mutex::new(done_rx));
+    let recorders: Vec<_> = (0..RECORDERS)
+        .map(|_| {
+            tokio::spawn(dispatch::run_recorder(
+                Arc::clone(&dispatch),
+                Arc::clone(&done_rx),
+                jobs_tx.clone(),
+            ))
+        })
+        .collect();
     let poller = tokio::spawn(dispatch::run_poller(
         Arc::clone(&dispatch),
         jobs_tx,
@@ -143,7 +151,10 @@ async fn run(
         abandon.cancel();
         tracker.wait().await;
     }
-    if tokio::time::timeout(limit, recorder).await.is_err() {
+    if tokio::time::timeout(limit, futures_util::future::join_all(recorders))
+        .await
+        .is_err()
+    {
         tracing::warn!("attempt records could not be written before the shutdown timeout");
     }
     let _ = monitor.await;

@@ -21,7 +21,8 @@ impl Default for Config {
                 dead_letter_exchange: "conversions.dlx".into(),
                 dead_letter_queue: "cross-postback.dead".into(),
                 max_message_bytes: 65_536,
-                batch_size: 256,
+                batch_size: 128,
+                lanes: 4,
             },
             database: Database {
                 url: "postgres://postgres@127.0.0.1:5432/cross_postback".into(),

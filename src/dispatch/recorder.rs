@@ -22,19 +22,25 @@ pub enum Done {
 }
 
 /// Runs until every sender of `done` is gone, so nothing handed back is lost at shutdown.
+/// Several recorders share `done`, so one batch's commit overlaps the next one's writes.
 pub async fn run_recorder(
     dispatch: Arc<Dispatch>,
-    mut done: mpsc::UnboundedReceiver<Done>,
+    done: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Done>>>,
     jobs: mpsc::Sender<Job>,
 ) {
-    while let Some(first) = done.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match done.try_recv() {
-                Ok(d) => batch.push(d),
-                Err(_) => break,
+    loop {
+        let batch = {
+            let mut done = done.lock().await;
+            let Some(first) = done.recv().await else { return };
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match done.try_recv() {
+                    Ok(d) => batch.push(d),
+                    Err(_) => break,
+                }
             }
-        }
+            batch
+        };
         let mut records = Vec::new();
         let mut releases = Vec::new();
         for d in batch {

@@ -1,22 +1,25 @@
 //! Intake: consume, validate, decide and log a batch in one transaction, dead-letter the
 //! invalid messages, then ack the batch with `multiple` — only after the commit.
 //!
-//! One consumer per process, batches processed one after another, so the events of one
-//! conversion are decided in the order they were received. Any broker or database failure
-//! ends the session: the channel closes (RabbitMQ requeues what was not acked), and a new
-//! session starts once both answer again.
+//! One consumer per process. Each message goes to one of `amqp.lanes` lanes by its conversion
+//! id; a lane decides its batches one after another, so the events of one conversion are
+//! decided in the order they were received, while lanes (different conversions) commit
+//! concurrently. Acks follow the commits in delivery order (see [`acks`]). Any broker or
+//! database failure ends the session: the connection closes (RabbitMQ requeues what was not
+//! acked), and a new session starts once both answer again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -43,8 +46,17 @@ pub enum IntakeError {
     Store(#[from] StoreError),
     #[error("the broker cancelled the consumer (queue deleted or consumer timeout)")]
     Cancelled,
+    #[error("an intake lane stopped")]
+    LaneStopped,
+    #[error("an intake lane panicked: {0}")]
+    LanePanicked(String),
 }
 
+mod acks;
+
+use acks::Acks;
+
+#[derive(Clone)]
 pub struct Intake {
     pub cfg: Arc<Config>,
     pub pool: deadpool_postgres::Pool,
@@ -106,45 +118,89 @@ impl Intake {
             .await?;
         self.health.set_broker(true);
         tracing::info!(queue = %cfg.queue, prefetch = cfg.prefetch, "consuming");
-        let result = self.consume(&channel, &dlx, &mut consumer, stop).await;
+        let acks = Arc::new(Acks::new(channel.clone()));
+        let result = self.consume(&acks, dlx, &mut consumer, stop).await;
         // Closing the connection hands every unacked message back to the queue.
         let _ = conn.close(200, "bye".into()).await;
         result
     }
 
+    /// Reads messages and hands each to its lane until `stop`, then lets the lanes finish what
+    /// they hold. A lane that fails ends the session.
     async fn consume(
         &self,
-        channel: &Channel,
-        dlx: &Channel,
+        acks: &Arc<Acks>,
+        dlx: Channel,
         consumer: &mut Consumer,
         stop: &CancellationToken,
     ) -> Result<(), IntakeError> {
-        loop {
+        let mut lanes = JoinSet::new();
+        let mut senders = Vec::new();
+        for _ in 0..self.cfg.amqp.lanes {
+            let (tx, rx) = mpsc::channel::<Delivery>(self.cfg.amqp.batch_size);
+            senders.push(tx);
+            let (me, acks, dlx) = (self.clone(), Arc::clone(acks), dlx.clone());
+            lanes.spawn(async move { me.lane(rx, &acks, &dlx).await });
+        }
+        let result = loop {
             let next = tokio::select! {
                 biased;
-                _ = stop.cancelled() => return Ok(()),
+                _ = stop.cancelled() => break Ok(()),
+                Some(ended) = lanes.join_next() => break lane_end(ended),
                 next = consumer.next() => next,
             };
-            let mut batch = vec![take(next)?];
-            while batch.len() < self.cfg.amqp.batch_size {
-                match consumer.next().now_or_never() {
-                    Some(next) => batch.push(take(next)?),
-                    None => break,
-                }
+            let delivery = match take(next) {
+                Ok(d) => d,
+                Err(e) => break Err(e),
+            };
+            acks.received(delivery.delivery_tag);
+            let lane = lane_of(&delivery, senders.len());
+            let sent = tokio::select! {
+                sent = senders[lane].send(delivery) => sent.is_ok(),
+                Some(ended) = lanes.join_next() => break lane_end(ended),
+            };
+            if !sent {
+                break Err(IntakeError::LaneStopped);
             }
-            self.process(channel, dlx, batch).await?;
+        };
+        // Closing the senders lets each lane finish the batches it holds, then end.
+        drop(senders);
+        if result.is_err() {
+            lanes.abort_all();
         }
+        let mut outcome = result;
+        while let Some(ended) = lanes.join_next().await {
+            if outcome.is_ok() {
+                outcome = lane_end(ended);
+            }
+        }
+        outcome
     }
 
-    async fn process(
+    /// One lane: batches of what has arrived, each decided and logged in one transaction.
+    async fn lane(
         &self,
-        channel: &Channel,
+        mut rx: mpsc::Receiver<Delivery>,
+        acks: &Acks,
         dlx: &Channel,
-        batch: Vec<Delivery>,
     ) -> Result<(), IntakeError> {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < self.cfg.amqp.batch_size {
+                match rx.try_recv() {
+                    Ok(d) => batch.push(d),
+                    Err(_) => break,
+                }
+            }
+            self.process(acks, dlx, batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn process(&self, acks: &Acks, dlx: &Channel, batch: Vec<Delivery>) -> Result<(), IntakeError> {
         let messages: Vec<sql::Message> = batch.iter().map(|d| self.parse(d)).collect();
         let logged = self.log(&messages).await?;
-        if let Err(e) = self.finish(channel, dlx, &batch, &messages).await {
+        if let Err(e) = self.finish(acks, dlx, &batch, &messages).await {
             // Committed but not acked: the redelivered messages will be duplicates, so give the
             // first attempts' leases back now rather than let them wait out the lease.
             let ids: Vec<i64> = logged.jobs.iter().map(|j| j.delivery_id).collect();
@@ -164,10 +220,11 @@ impl Intake {
         Ok(())
     }
 
-    /// After the commit: dead-letter the invalid messages, then ack the whole batch.
+    /// After the commit: dead-letter the invalid messages, then mark the batch done, which
+    /// acks every message up to the first one still in a lane.
     async fn finish(
         &self,
-        channel: &Channel,
+        acks: &Acks,
         dlx: &Channel,
         batch: &[Delivery],
         messages: &[sql::Message],
@@ -177,11 +234,7 @@ impl Intake {
                 self.dead_letter(dlx, delivery, &rejected.reason).await?;
             }
         }
-        if let Some(last) = batch.last() {
-            channel
-                .basic_ack(last.delivery_tag, BasicAckOptions { multiple: true })
-                .await?;
-        }
+        acks.done(batch.iter().map(|d| d.delivery_tag)).await?;
         Ok(())
     }
 
@@ -260,6 +313,35 @@ impl Intake {
         }
         self.metrics.delivery("created", logged.deliveries as u64);
         self.metrics.delivery("superseded", logged.superseded as u64);
+    }
+}
+
+/// The lane of a message: by its conversion id, so one conversion's events stay in order;
+/// a message without one (invalid) by its tag.
+fn lane_of(d: &Delivery, lanes: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    match conversion_id(&d.data) {
+        Some(id) => id.hash(&mut h),
+        None => d.delivery_tag.hash(&mut h),
+    }
+    (h.finish() % lanes as u64) as usize
+}
+
+/// The conversion id of a message, read without a full parse.
+fn conversion_id(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        conversion_id: String,
+    }
+    serde_json::from_slice::<Id>(body).ok().map(|i| i.conversion_id)
+}
+
+/// What a finished lane task means for the session.
+fn lane_end(ended: Result<Result<(), IntakeError>, tokio::task::JoinError>) -> Result<(), IntakeError> {
+    match ended {
+        Ok(result) => result,
+        Err(e) => Err(IntakeError::LanePanicked(e.to_string())),
     }
 }
 
