@@ -296,9 +296,11 @@ async fn attempt(dispatch: &Dispatch, job: &Job, prepared: Result<sender::Reques
     };
     let verdict = classify(response.http_code, response.error.as_ref().map(|(c, _)| *c));
     let next_delay = match verdict {
-        Verdict::Retry => dispatch
-            .schedule
-            .next_delay(job.attempt as u32, jitter(), response.retry_after),
+        Verdict::Retry => {
+            dispatch
+                .schedule
+                .next_delay(job.schedule_attempt(), jitter(), response.retry_after)
+        }
         _ => None,
     };
     let (state, next_attempt_at) = match (verdict, next_delay) {

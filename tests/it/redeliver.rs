@@ -228,10 +228,8 @@ async fn failed_with_offer_queues_only_that_offers_failed_deliveries() {
     assert_eq!(rx.requests().len(), 3);
 }
 
-/// Needs `src/dispatch/mod.rs` to count the schedule from [`Job::schedule_attempt`]
-/// (`next_delay(job.schedule_attempt(), …)` instead of `job.attempt`).
+/// The schedule restarts from the redelivery ([`Job::schedule_attempt`]).
 #[tokio::test]
-#[ignore = "needs the one-line change in src/dispatch/mod.rs: next_delay(job.schedule_attempt(), …)"]
 async fn a_redelivered_failed_delivery_gets_the_whole_retry_schedule_again() {
     let mut env = Env::new().await;
     env.cfg.delivery.retry_schedule = vec![ms(100), ms(100)];
