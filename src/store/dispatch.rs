@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use rust_decimal::Decimal;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::Result;
@@ -103,12 +104,12 @@ pub async fn claim_due(
 ) -> Result<Vec<Job>> {
     let started = Instant::now();
     let sql = CLAIM.replace("{filter}", "AND NOT (d.url_id = ANY($5::bigint[]))");
-    let rows = client
-        .query(
-            &sql,
-            &[&owner, &(lease.as_millis() as f64), &limit, &per_url, &skip],
-        )
-        .await?;
+    let rows = super::query(
+        client,
+        &sql,
+        &[&owner, &(lease.as_millis() as f64), &limit, &per_url, &skip],
+    )
+    .await?;
     Ok(rows
         .iter()
         .filter_map(|r| job_from_row(r, started + lease))
@@ -133,19 +134,19 @@ pub async fn claim_followers(
         "AND (d.conversion_id, d.url_id) IN (SELECT * FROM unnest($5::text[], $6::bigint[]))",
     );
     let limit = i64::try_from(pairs.len()).unwrap_or(i64::MAX);
-    let rows = client
-        .query(
-            &sql,
-            &[
-                &owner,
-                &(lease.as_millis() as f64),
-                &limit,
-                &limit,
-                &conversions,
-                &urls,
-            ],
-        )
-        .await?;
+    let rows = super::query(
+        client,
+        &sql,
+        &[
+            &owner,
+            &(lease.as_millis() as f64),
+            &limit,
+            &limit,
+            &conversions,
+            &urls,
+        ],
+    )
+    .await?;
     Ok(rows
         .iter()
         .filter_map(|r| job_from_row(r, started + lease))
@@ -207,78 +208,83 @@ pub async fn record(
     let excerpts = col(|r| r.response_excerpt.clone());
     let durations: Vec<i32> = records.iter().map(|r| r.duration_ms).collect();
     let sent: Vec<DateTime<Utc>> = records.iter().map(|r| r.sent_at).collect();
-    tx.execute(
-        "INSERT INTO attempts (delivery_id, url_id, url, method, conversion_id, affiliate_id, affiliate_name,
+    let states: Vec<&str> = records.iter().map(|r| r.state).collect();
+    let next: Vec<Option<DateTime<Utc>>> = records.iter().map(|r| r.next_attempt_at).collect();
+    let insert_params: &[&(dyn ToSql + Sync)] = &[
+        &delivery_ids,
+        &url_ids,
+        &urls,
+        &methods,
+        &conversions,
+        &affiliates,
+        &affiliate_names,
+        &offers,
+        &offer_names,
+        &goals,
+        &statuses,
+        &payouts,
+        &revenues,
+        &currencies,
+        &comments,
+        &attempt_nos,
+        &codes,
+        &error_codes,
+        &errors,
+        &excerpts,
+        &durations,
+        &sent,
+    ];
+    let update_params: &[&(dyn ToSql + Sync)] = &[&delivery_ids, &attempt_nos, &states, &next, &owner];
+    // Both in one round trip.
+    tokio::try_join!(
+        super::execute(
+            &tx,
+            "INSERT INTO attempts (delivery_id, url_id, url, method, conversion_id, affiliate_id, affiliate_name,
             offer_id, offer_name, goal, status, payout, revenue, currency, comment, attempt, http_code,
             error_code, error, response_excerpt, duration_ms, sent_at)
          SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::numeric[], $13::numeric[],
             $14::text[], $15::text[], $16::int4[], $17::int4[], $18::text[], $19::text[], $20::text[],
             $21::int4[], $22::timestamptz[])",
-        &[
-            &delivery_ids,
-            &url_ids,
-            &urls,
-            &methods,
-            &conversions,
-            &affiliates,
-            &affiliate_names,
-            &offers,
-            &offer_names,
-            &goals,
-            &statuses,
-            &payouts,
-            &revenues,
-            &currencies,
-            &comments,
-            &attempt_nos,
-            &codes,
-            &error_codes,
-            &errors,
-            &excerpts,
-            &durations,
-            &sent,
-        ],
-    )
-    .await?;
-    let states: Vec<&str> = records.iter().map(|r| r.state).collect();
-    let next: Vec<Option<DateTime<Utc>>> = records.iter().map(|r| r.next_attempt_at).collect();
-    tx.execute(
-        "UPDATE deliveries d SET
+            insert_params,
+        ),
+        super::execute(
+            &tx,
+            "UPDATE deliveries d SET
             attempts = greatest(d.attempts, u.attempt),
             state = CASE WHEN d.state = 'pending' THEN u.state ELSE d.state END,
             next_attempt_at = CASE WHEN d.state = 'pending' THEN u.next_at ELSE d.next_attempt_at END,
             lease_owner = NULL, lease_until = NULL, updated_at = now()
          FROM unnest($1::bigint[], $2::int4[], $3::text[], $4::timestamptz[]) AS u(id, attempt, state, next_at)
          WHERE d.id = u.id AND d.lease_owner = $5",
-        &[&delivery_ids, &attempt_nos, &states, &next, &owner],
-    )
-    .await?;
+            update_params,
+        ),
+    )?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Gives back leases of claimed deliveries that were never started (at shutdown).
 pub async fn release(client: &impl GenericClient, owner: Uuid, ids: &[i64]) -> Result<u64> {
-    Ok(client
-        .execute(
-            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, updated_at = now()
-             WHERE lease_owner = $1 AND id = ANY($2)",
-            &[&owner, &ids],
-        )
-        .await?)
+    super::execute(
+        client,
+        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, updated_at = now()
+         WHERE lease_owner = $1 AND id = ANY($2)",
+        &[&owner, &ids],
+    )
+    .await
 }
 
 /// Pending deliveries due now, and when the next one not yet due will be (for the poller's
 /// sleep; the ones already due wait for a slot or for a delivery in flight, which wake it).
 pub async fn due_summary(client: &impl GenericClient) -> Result<(i64, Option<DateTime<Utc>>)> {
-    let row = client
-        .query_one(
-            "SELECT count(*) FILTER (WHERE next_attempt_at <= now()),
-                    min(next_attempt_at) FILTER (WHERE next_attempt_at > now())
-             FROM deliveries WHERE state = 'pending'",
-            &[],
-        )
-        .await?;
-    Ok((row.get(0), row.get(1)))
+    let rows = super::query(
+        client,
+        "SELECT count(*) FILTER (WHERE next_attempt_at <= now()),
+                min(next_attempt_at) FILTER (WHERE next_attempt_at > now())
+         FROM deliveries WHERE state = 'pending'",
+        &[],
+    )
+    .await?;
+    Ok(rows.first().map_or((0, None), |row| (row.get(0), row.get(1))))
 }

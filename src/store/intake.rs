@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::Result;
@@ -87,60 +88,42 @@ pub async fn log_batch(
 
     let mut histories: HashMap<String, History> = HashMap::new();
     let mut urls_by_offer: HashMap<String, Vec<Arc<UrlRow>>> = HashMap::new();
-    // Locked (FOR UPDATE), so a poller cannot lease one of these between this read and the
-    // superseding below: it either leased it before (and this sees the lease) or skips it.
     let mut open: HashMap<(String, i64), Vec<Open>> = HashMap::new();
     if !ids.is_empty() {
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(h) FROM
-               (SELECT DISTINCT hashtextextended(c, 0) AS h FROM unnest($1::text[]) AS c) AS s
-             ORDER BY h",
-            &[&ids],
-        )
-        .await?;
-        for row in tx
-            .query(
-                "SELECT conversion_id, history FROM conversions WHERE conversion_id = ANY($1)",
-                &[&ids],
-            )
-            .await?
-        {
+        let mut offers: Vec<&str> = events.iter().map(|e| e.offer_id.as_str()).collect();
+        offers.sort_unstable();
+        offers.dedup();
+        // One round trip: the statements are sent together and run in order, the locks first.
+        let (by_ids, by_offers, urls_sql) = (
+            [&ids as &(dyn ToSql + Sync)],
+            [&offers as &(dyn ToSql + Sync)],
+            read_urls_sql(),
+        );
+        let (_, conversions, urls, deliveries) = tokio::try_join!(
+            super::execute(&tx, LOCK_CONVERSIONS, &by_ids),
+            super::query(&tx, READ_CONVERSIONS, &by_ids),
+            super::query(&tx, &urls_sql, &by_offers),
+            super::query(&tx, READ_OPEN_DELIVERIES, &by_ids),
+        )?;
+        for row in conversions {
             let history: serde_json::Value = row.get(1);
             let history = serde_json::from_value(history).unwrap_or_default();
             histories.insert(row.get(0), history);
         }
-        let mut offers: Vec<&str> = events.iter().map(|e| e.offer_id.as_str()).collect();
-        offers.sort_unstable();
-        offers.dedup();
-        // FOR SHARE: a concurrent `urls disable` waits for this commit, then cancels what it logged.
-        let sql = format!(
-            "SELECT {COLUMNS} FROM cross_postback_urls WHERE enabled AND offer_id = ANY($1) FOR SHARE"
-        );
-        for row in tx.query(&sql, &[&offers]).await? {
+        for row in urls {
             let url = UrlRow::from_row(&row);
             urls_by_offer
                 .entry(url.offer_id.clone())
                 .or_default()
                 .push(Arc::new(url));
         }
-        if !urls_by_offer.is_empty() {
-            for row in tx
-                .query(
-                    "SELECT id, conversion_id, url_id, state = 'pending', coalesce(lease_until > now(), false)
-                     FROM deliveries
-                     WHERE conversion_id = ANY($1) AND (state = 'pending' OR lease_until > now())
-                     FOR UPDATE",
-                    &[&ids],
-                )
-                .await?
-            {
-                open.entry((row.get(1), row.get(2))).or_default().push(Open {
-                    id: Some(row.get(0)),
-                    new_index: None,
-                    pending: row.get(3),
-                    leased: row.get(4),
-                });
-            }
+        for row in deliveries {
+            open.entry((row.get(1), row.get(2))).or_default().push(Open {
+                id: Some(row.get(0)),
+                new_index: None,
+                pending: row.get(3),
+                leased: row.get(4),
+            });
         }
     }
 
@@ -197,14 +180,6 @@ pub async fn log_batch(
         }
     }
 
-    write_conversions(&tx, &changed, &histories).await?;
-    if !supersede.is_empty() {
-        tx.execute(
-            "UPDATE deliveries SET state = 'superseded', updated_at = now() WHERE id = ANY($1) AND state = 'pending'",
-            &[&supersede],
-        )
-        .await?;
-    }
     logged.superseded = supersede.len() + new.iter().filter(|n| n.superseded).count();
     logged.deliveries = new.len();
     logged.waiting = new
@@ -212,10 +187,49 @@ pub async fn log_batch(
         .filter(|n| !n.leased && !n.superseded)
         .map(|n| (n.conversion_id.clone(), n.url.id))
         .collect();
-    logged.jobs = write_deliveries(&tx, &new, owner, lease, started).await?;
-    write_rejected(&tx, messages).await?;
+    // The writes are independent of each other: sent together, in one round trip or two.
+    let (_, _, jobs, _) = tokio::try_join!(
+        write_conversions(&tx, &changed, &histories),
+        supersede_older(&tx, &supersede),
+        write_deliveries(&tx, &new, owner, lease, started),
+        write_rejected(&tx, messages),
+    )?;
+    logged.jobs = jobs;
     tx.commit().await?;
     Ok(logged)
+}
+
+/// Transaction-scoped advisory locks on the batch's conversions, in hash order, so replicas
+/// deciding the same conversion serialise and never deadlock.
+const LOCK_CONVERSIONS: &str = "SELECT pg_advisory_xact_lock(h) FROM
+    (SELECT DISTINCT hashtextextended(c, 0) AS h FROM unnest($1::text[]) AS c) AS s
+    ORDER BY h";
+
+const READ_CONVERSIONS: &str = "SELECT conversion_id, history FROM conversions WHERE conversion_id = ANY($1)";
+
+/// FOR SHARE: a concurrent `urls disable` waits for this commit, then cancels what it logged.
+fn read_urls_sql() -> String {
+    format!("SELECT {COLUMNS} FROM cross_postback_urls WHERE enabled AND offer_id = ANY($1) FOR SHARE")
+}
+
+/// Locked (FOR UPDATE), so a poller cannot lease one of these between this read and the
+/// superseding: it either leased it before (and this sees the lease) or skips it.
+const READ_OPEN_DELIVERIES: &str = "SELECT id, conversion_id, url_id, state = 'pending',
+        coalesce(lease_until > now(), false)
+    FROM deliveries
+    WHERE conversion_id = ANY($1) AND (state = 'pending' OR lease_until > now())
+    FOR UPDATE";
+
+async fn supersede_older(tx: &deadpool_postgres::Transaction<'_>, ids: &[i64]) -> Result<()> {
+    if !ids.is_empty() {
+        super::execute(
+            tx,
+            "UPDATE deliveries SET state = 'superseded', updated_at = now() WHERE id = ANY($1) AND state = 'pending'",
+            &[&ids],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 async fn write_conversions(
@@ -246,7 +260,8 @@ async fn write_conversions(
         times.push(newest.unwrap_or(event.updated_at));
         hist.push(serde_json::to_value(&history).unwrap_or(serde_json::Value::Null));
     }
-    tx.execute(
+    super::execute(
+        tx,
         "INSERT INTO conversions (conversion_id, offer_id, affiliate_id, status, last_announced, history, updated_at)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[])
          ON CONFLICT (conversion_id) DO UPDATE SET
@@ -270,15 +285,15 @@ async fn write_deliveries(
         return Ok(Vec::new());
     }
     let count = i64::try_from(new.len()).unwrap_or(i64::MAX);
-    let ids: Vec<i64> = tx
-        .query(
-            "SELECT nextval(pg_get_serial_sequence('deliveries', 'id')) FROM generate_series(1, $1::bigint)",
-            &[&count],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let ids: Vec<i64> = super::query(
+        tx,
+        "SELECT nextval(pg_get_serial_sequence('deliveries', 'id')) FROM generate_series(1, $1::bigint)",
+        &[&count],
+    )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
     let conversions: Vec<&str> = new.iter().map(|n| n.conversion_id.as_str()).collect();
     let url_ids: Vec<i64> = new.iter().map(|n| n.url.id).collect();
     let statuses: Vec<&str> = new.iter().map(|n| n.event.status.as_str()).collect();
@@ -292,7 +307,8 @@ async fn write_deliveries(
         .collect();
     let leased: Vec<bool> = new.iter().map(|n| n.leased).collect();
     let lease_ms = lease.as_millis() as f64;
-    tx.execute(
+    super::execute(
+        tx,
         "INSERT INTO deliveries (id, conversion_id, url_id, status, event, state, next_attempt_at, lease_owner, lease_until)
          SELECT id, c, u, s, e, st, now(),
                 CASE WHEN l THEN $7::uuid END,
@@ -339,7 +355,8 @@ async fn write_rejected(tx: &deadpool_postgres::Transaction<'_>, messages: &[Mes
     let keys: Vec<&str> = rejected.iter().map(|r| r.routing_key.as_str()).collect();
     let headers: Vec<&serde_json::Value> = rejected.iter().map(|r| &r.headers).collect();
     let reasons: Vec<&str> = rejected.iter().map(|r| r.reason.as_str()).collect();
-    tx.execute(
+    super::execute(
+        tx,
         "INSERT INTO rejected_messages (body, body_size, body_sha256, truncated, routing_key, headers, reason)
          SELECT * FROM unnest($1::bytea[], $2::int4[], $3::bytea[], $4::bool[], $5::text[], $6::jsonb[], $7::text[])",
         &[&bodies, &sizes, &hashes, &truncated, &keys, &headers, &reasons],

@@ -56,6 +56,27 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A query through the connection's statement cache: after the first use of a statement on a
+/// connection, one round trip instead of two (parse, then execute).
+pub(crate) async fn query(
+    client: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query(&statement, params).await?)
+}
+
+/// [`query`] for a statement whose rows are not needed; returns how many it touched.
+pub(crate) async fn execute(
+    client: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<u64> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.execute(&statement, params).await?)
+}
+
 /// Builds the pool. Connections are opened lazily; a short connect timeout lets callers notice
 /// an unreachable database quickly instead of hanging.
 pub fn pool(url: &str, size: usize) -> Result<Pool> {
