@@ -22,7 +22,7 @@ impl Default for Config {
                 dead_letter_queue: "cross-postback.dead".into(),
                 max_message_bytes: 65_536,
                 batch_size: 128,
-                lanes: 4,
+                lanes: 2,
             },
             database: Database {
                 url: "postgres://postgres@127.0.0.1:5432/cross_postback".into(),

@@ -83,6 +83,10 @@ pub fn pool(url: &str, size: usize) -> Result<Pool> {
     let mut pg = tokio_postgres::Config::from_str(url)?;
     pg.connect_timeout(Duration::from_secs(5));
     pg.application_name("cross-postback");
+    // Statements are cached per connection, but planned for each execution's values: a generic
+    // plan made while a table was nearly empty (a fresh database) would keep a sequential scan
+    // as the table grows.
+    pg.options("-c plan_cache_mode=force_custom_plan");
     let manager = Manager::from_config(
         pg,
         NoTls,
