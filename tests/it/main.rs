@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod bench;
 mod cli_and_config;
 mod crash;
 mod delivery;

@@ -1,0 +1,56 @@
+//! A smoke test of `cross-postback bench` (speed is measured by the command, never asserted).
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn bench_runs_every_phase_and_cleans_up() {
+    let env = Env::new().await;
+    let before = rows(
+        &env.pg().await,
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'xpb_bench_%'",
+    )
+    .await;
+    let mut cmd = tokio::process::Command::from(env.command());
+    cmd.args([
+        "bench",
+        "--events",
+        "300",
+        "--rate",
+        "50",
+        "--seconds",
+        "1",
+        "--json",
+    ])
+    .kill_on_drop(true);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(180), cmd.output())
+        .await
+        .expect("bench finishes within 3 minutes")
+        .expect("binary runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let r: serde_json::Value = serde_json::from_str(&stdout).expect("JSON results");
+    for key in [
+        "publish_msg_per_s",
+        "broker_msg_per_s",
+        "http_req_per_s",
+        "database_rows_per_s",
+        "bound_events_per_s",
+        "end_to_end_events_per_s",
+        "latency_p99_ms",
+        "peak_rss_mib",
+    ] {
+        let v = r[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {r}"));
+        assert!(v > 0.0, "{key} = {v}");
+    }
+    assert_eq!(r["rows_per_event"], 4);
+    assert_eq!(r["latency_samples"], 50);
+    let after = rows(
+        &env.pg().await,
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'xpb_bench_%'",
+    )
+    .await;
+    assert_eq!(after, before, "the run's database is removed");
+}
