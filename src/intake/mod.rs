@@ -137,7 +137,7 @@ impl Intake {
         let mut lanes = JoinSet::new();
         let mut senders = Vec::new();
         for _ in 0..self.cfg.amqp.lanes {
-            let (tx, rx) = mpsc::channel::<Delivery>(self.cfg.amqp.batch_size);
+            let (tx, rx) = mpsc::channel::<(Delivery, sql::Message)>(self.cfg.amqp.batch_size);
             senders.push(tx);
             let (me, acks, dlx) = (self.clone(), Arc::clone(acks), dlx.clone());
             lanes.spawn(async move { me.lane(rx, &acks, &dlx).await });
@@ -154,9 +154,11 @@ impl Intake {
                 Err(e) => break Err(e),
             };
             acks.received(delivery.delivery_tag);
-            let lane = lane_of(&delivery, senders.len());
+            // Parsed once, here: the lane needs the conversion id, the transaction the event.
+            let message = self.parse(&delivery);
+            let lane = lane_of(&message, delivery.delivery_tag, senders.len());
             let sent = tokio::select! {
-                sent = senders[lane].send(delivery) => sent.is_ok(),
+                sent = senders[lane].send((delivery, message)) => sent.is_ok(),
                 Some(ended) = lanes.join_next() => break lane_end(ended),
             };
             if !sent {
@@ -180,7 +182,7 @@ impl Intake {
     /// One lane: batches of what has arrived, each decided and logged in one transaction.
     async fn lane(
         &self,
-        mut rx: mpsc::Receiver<Delivery>,
+        mut rx: mpsc::Receiver<(Delivery, sql::Message)>,
         acks: &Acks,
         dlx: &Channel,
     ) -> Result<(), IntakeError> {
@@ -197,8 +199,13 @@ impl Intake {
         Ok(())
     }
 
-    async fn process(&self, acks: &Acks, dlx: &Channel, batch: Vec<Delivery>) -> Result<(), IntakeError> {
-        let messages: Vec<sql::Message> = batch.iter().map(|d| self.parse(d)).collect();
+    async fn process(
+        &self,
+        acks: &Acks,
+        dlx: &Channel,
+        batch: Vec<(Delivery, sql::Message)>,
+    ) -> Result<(), IntakeError> {
+        let (batch, messages): (Vec<Delivery>, Vec<sql::Message>) = batch.into_iter().unzip();
         let logged = self.log(&messages).await?;
         if let Err(e) = self.finish(acks, dlx, &batch, &messages).await {
             // Committed but not acked: the redelivered messages will be duplicates, so give the
@@ -316,25 +323,16 @@ impl Intake {
     }
 }
 
-/// The lane of a message: by its conversion id, so one conversion's events stay in order;
-/// a message without one (invalid) by its tag.
-fn lane_of(d: &Delivery, lanes: usize) -> usize {
+/// The lane of a message: by its conversion id, so one conversion's events stay in order; an
+/// invalid message by its tag.
+fn lane_of(message: &sql::Message, tag: u64, lanes: usize) -> usize {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
-    match conversion_id(&d.data) {
-        Some(id) => id.hash(&mut h),
-        None => d.delivery_tag.hash(&mut h),
+    match message {
+        sql::Message::Valid(event) => event.conversion_id.hash(&mut h),
+        sql::Message::Invalid(_) => tag.hash(&mut h),
     }
     (h.finish() % lanes as u64) as usize
-}
-
-/// The conversion id of a message, read without a full parse.
-fn conversion_id(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        conversion_id: String,
-    }
-    serde_json::from_slice::<Id>(body).ok().map(|i| i.conversion_id)
 }
 
 /// What a finished lane task means for the session.
