@@ -98,6 +98,16 @@ impl Schedule {
     }
 }
 
+/// The jitter for a retry: a receiver that asked to slow down (429) or did not answer in time
+/// gets at least the schedule's step, never less.
+pub fn at_least_the_step(http_code: Option<u16>, error: Option<ErrorCode>, jitter: f64) -> f64 {
+    if http_code == Some(429) || error == Some(ErrorCode::Timeout) {
+        jitter.max(1.0)
+    } else {
+        jitter
+    }
+}
+
 /// A uniform jitter factor in 0.8..=1.2.
 pub fn jitter() -> f64 {
     rand::random_range(0.8..=1.2)
@@ -191,6 +201,18 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert!(honours_retry_after(429) && honours_retry_after(503) && !honours_retry_after(500));
+    }
+
+    #[test]
+    fn slow_down_and_timeouts_wait_at_least_the_step() {
+        assert_eq!(at_least_the_step(Some(429), None, 0.8), 1.0);
+        assert_eq!(at_least_the_step(None, Some(ErrorCode::Timeout), 0.9), 1.0);
+        assert_eq!(at_least_the_step(Some(429), None, 1.1), 1.1);
+        assert_eq!(at_least_the_step(Some(500), Some(ErrorCode::Http), 0.8), 0.8);
+        assert_eq!(at_least_the_step(None, Some(ErrorCode::Connect), 0.85), 0.85);
+        let s = schedule();
+        let j = at_least_the_step(Some(429), None, 0.8);
+        assert_eq!(s.next_delay(1, j, None), Some(secs(5)));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::macros::{Escape, Template};
 use crate::ops::Metrics;
-use crate::retry::{ErrorCode, Schedule, Verdict, classify, jitter};
+use crate::retry::{ErrorCode, Schedule, Verdict, at_least_the_step, classify, jitter};
 use crate::sender::{self, Sender};
 use crate::store::dispatch::{AttemptRecord, Job};
 
@@ -296,11 +296,15 @@ async fn attempt(dispatch: &Dispatch, job: &Job, prepared: Result<sender::Reques
     };
     let verdict = classify(response.http_code, response.error.as_ref().map(|(c, _)| *c));
     let next_delay = match verdict {
-        Verdict::Retry => {
-            dispatch
-                .schedule
-                .next_delay(job.schedule_attempt(), jitter(), response.retry_after)
-        }
+        Verdict::Retry => dispatch.schedule.next_delay(
+            job.schedule_attempt(),
+            at_least_the_step(
+                response.http_code,
+                response.error.as_ref().map(|(c, _)| *c),
+                jitter(),
+            ),
+            response.retry_after,
+        ),
         _ => None,
     };
     let (state, next_attempt_at) = match (verdict, next_delay) {

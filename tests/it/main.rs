@@ -16,4 +16,5 @@ mod redeliver;
 mod rejected;
 mod replicas;
 mod retries;
+mod startup;
 mod walkthrough;

@@ -63,7 +63,15 @@ pub struct Env {
 }
 
 impl Env {
+    /// A fresh, migrated database and names of its own.
     pub async fn new() -> Env {
+        let env = Env::empty().await;
+        store::migrate(&env.pool()).await.expect("migrations apply");
+        env
+    }
+
+    /// A fresh database with no schema yet.
+    pub async fn empty() -> Env {
         init_logs();
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let db_name = format!("xpb_test_{id}");
@@ -93,10 +101,7 @@ impl Env {
         cfg.delivery.timeout = ms(2000);
         cfg.delivery.lease = ms(6000);
         cfg.run.shutdown_timeout = ms(5000);
-        let env = Env { cfg, db_name };
-        let pool = env.pool();
-        store::migrate(&pool).await.expect("migrations apply");
-        env
+        Env { cfg, db_name }
     }
 
     pub fn pool(&self) -> deadpool_postgres::Pool {

@@ -1,0 +1,40 @@
+//! Several replicas starting at once: migrations run under an advisory lock.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn five_daemons_starting_at_once_on_an_empty_database_all_come_up() {
+    let mut env = Env::empty().await;
+    env.cfg.database.pool_size = 4;
+    let stop = CancellationToken::new();
+    let starts = (0..5).map(|_| cross_postback::daemon::start(env.cfg.clone(), stop.clone()));
+    let started = futures_util::future::join_all(starts).await;
+    let mut daemons = Vec::new();
+    for (i, d) in started.into_iter().enumerate() {
+        daemons.push(d.unwrap_or_else(|e| panic!("daemon {i} failed to start: {e:#}")));
+    }
+    let pg = env.pg().await;
+    let versions = rows(&pg, "SELECT version FROM xpb_schema_migrations ORDER BY version").await;
+    assert_eq!(
+        versions,
+        vec![vec![Some("1".to_owned())], vec![Some("2".to_owned())]],
+        "each applied once"
+    );
+    for d in &daemons {
+        let url = format!("http://{}/readyz", d.http_addr);
+        eventually("every replica ready", || async {
+            let r = reqwest::get(&url).await.ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await;
+    }
+    stop.cancel();
+    for d in daemons {
+        tokio::time::timeout(std::time::Duration::from_secs(20), d.wait())
+            .await
+            .expect("stops in time")
+            .expect("stops cleanly");
+    }
+}
