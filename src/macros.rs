@@ -279,3 +279,6 @@ fn value<'e>(source: Source, event: &'e Event, rand: &'e str) -> Cow<'e, str> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod props;
