@@ -122,6 +122,8 @@ pub enum TemplateError {
         "the body template is not valid JSON with sample values ({0}); macros must stand inside JSON strings"
     )]
     BadJsonBody(String),
+    #[error("the values would change the URL's path (a value of . or .. forms a dot segment): {0}")]
+    PathChanged(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,6 +229,27 @@ impl Template {
     /// Renders with the event's values; `rand` is the per-send random value.
     pub fn render(&self, event: &Event, escape: Escape, rand: &str) -> String {
         self.render_with(escape, |source| value(source, event, rand))
+    }
+
+    /// Renders a URL template and checks that the values left its structure alone. Percent-
+    /// encoding keeps them from adding a host, segments or parameters, but a value that is a whole
+    /// path segment of `.` or `..` would still be taken as a dot segment (even as `%2e`), so
+    /// such a URL is refused rather than sent somewhere else.
+    pub fn render_url(&self, event: &Event, rand: &str) -> Result<String, TemplateError> {
+        let rendered = self.render(event, Escape::Url, rand);
+        let sample = self.render_with(Escape::Url, |_| Cow::Borrowed("x"));
+        let segments = |text: &str| {
+            url::Url::parse(text).ok().map(|u| {
+                (
+                    u.path_segments().map(|s| s.count()),
+                    u.host_str().map(str::to_owned),
+                )
+            })
+        };
+        if segments(&rendered) != segments(&sample) {
+            return Err(TemplateError::PathChanged(rendered));
+        }
+        Ok(rendered)
     }
 
     fn render_with<'a>(&self, escape: Escape, mut value: impl FnMut(Source) -> Cow<'a, str>) -> String {

@@ -237,7 +237,9 @@ fn host_key(url: &str) -> String {
 fn prepare(job: &Job) -> Result<sender::Request, String> {
     let rand = Uuid::new_v4().to_string();
     let template = Template::parse_url(&job.url.url).map_err(|e| e.to_string())?;
-    let url = template.render(&job.event, Escape::Url, &rand);
+    let url = template
+        .render_url(&job.event, &rand)
+        .map_err(|e| e.to_string())?;
     let method = if job.url.method == "POST" {
         reqwest::Method::POST
     } else {

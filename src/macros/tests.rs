@@ -163,3 +163,22 @@ fn templates_are_validated() {
         "https://x.test/p?a={A}&b={}&c={sub1"
     );
 }
+
+#[test]
+fn a_dot_segment_value_is_refused_not_sent_elsewhere() {
+    let t = Template::parse_url("https://x.test/a/{sub1}/b?c={sub1}").expect("valid");
+    for dots in [".", ".."] {
+        let mut ev = sample();
+        ev.fields.insert("sub1".into(), dots.into());
+        assert!(
+            matches!(t.render_url(&ev, "r"), Err(TemplateError::PathChanged(_))),
+            "{dots}"
+        );
+    }
+    let mut ev = sample();
+    ev.fields.insert("sub1".into(), "...".into());
+    assert_eq!(
+        t.render_url(&ev, "r").expect("renders"),
+        "https://x.test/a/.../b?c=..."
+    );
+}
