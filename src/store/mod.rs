@@ -13,8 +13,6 @@ pub mod rejected;
 pub mod stats;
 pub mod urls;
 
-pub use deadpool_postgres::Pool as PgPool;
-
 /// Errors of the store; a caller branches on `is_transient` to decide between waiting for the
 /// database and giving up.
 #[derive(Debug, thiserror::Error)]

@@ -74,35 +74,15 @@ async fn macros_render_and_hostile_values_arrive_intact() {
 #[tokio::test]
 async fn urls_add_refuses_an_unknown_macro_by_name() {
     let env = Env::new().await;
-    let (code, out, err) = env.cli(&[
-        "urls",
-        "add",
-        "--offer",
-        "1",
-        "--url",
-        "https://example.com/?a={clikid}",
-    ]);
+    let add = |url: &str| env.cli(&["urls", "add", "--offer", "1", "--url", url]);
+    let (code, out, err) = add("https://example.com/?a={clikid}");
     assert_ne!(code, 0, "{out}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.contains("{clikid}") && err.contains("clickid"), "{err}");
-    let (code, _, err) = env.cli(&[
-        "urls",
-        "add",
-        "--offer",
-        "1",
-        "--url",
-        "https://{sub1}.example.com/",
-    ]);
+    let (code, _, err) = add("https://{sub1}.example.com/");
     assert_ne!(code, 0);
     assert!(err.contains("host"), "{err}");
-    let (code, out, err) = env.cli(&[
-        "urls",
-        "add",
-        "--offer",
-        "1",
-        "--url",
-        "https://example.com/?a={clickid}",
-    ]);
+    let (code, out, err) = add("https://example.com/?a={clickid}");
     assert_eq!(code, 0, "{err}");
     assert!(out.trim().parse::<i64>().is_ok(), "prints the id: {out}");
 }
