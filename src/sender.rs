@@ -117,7 +117,10 @@ impl Sender {
     /// [`Response`].
     pub async fn send(&self, req: &Request) -> Response {
         let started = Instant::now();
-        let mut out = match tokio::time::timeout(self.timeout, self.send_hops(req)).await {
+        let deadline = tokio::time::Instant::from_std(started) + self.timeout;
+        // The body read below stops at the same deadline, keeping the status and the bytes
+        // that came (a tie goes to it: the inner future is polled first).
+        let mut out = match tokio::time::timeout_at(deadline, self.send_hops(req, deadline)).await {
             Ok(out) => out,
             Err(_) => failure(
                 ErrorCode::Timeout,
@@ -128,7 +131,7 @@ impl Sender {
         out
     }
 
-    async fn send_hops(&self, req: &Request) -> Response {
+    async fn send_hops(&self, req: &Request, deadline: tokio::time::Instant) -> Response {
         let mut method = req.method.clone();
         let mut body = req.body.clone();
         let mut url = match Url::parse(&req.url) {
@@ -174,7 +177,7 @@ impl Sender {
                     continue;
                 }
             }
-            return self.read(response).await;
+            return self.read(response, deadline).await;
         }
         failure(
             ErrorCode::Redirects,
@@ -192,7 +195,7 @@ impl Sender {
         self.guard.check(&ip.to_string(), ip).err()
     }
 
-    async fn read(&self, mut response: reqwest::Response) -> Response {
+    async fn read(&self, mut response: reqwest::Response, deadline: tokio::time::Instant) -> Response {
         let code = response.status().as_u16();
         let retry_after = if honours_retry_after(code) {
             response
@@ -206,13 +209,23 @@ impl Sender {
         let mut body: Vec<u8> = Vec::new();
         let mut read_error = None;
         while body.len() < self.max_body {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
+            match tokio::time::timeout_at(deadline, response.chunk()).await {
+                Ok(Ok(Some(chunk))) => {
                     body.extend_from_slice(&chunk[..chunk.len().min(self.max_body - body.len())])
                 }
-                Ok(None) => break,
-                Err(e) => {
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => {
                     read_error = Some(from_error(e));
+                    break;
+                }
+                Err(_) => {
+                    read_error = Some(failure(
+                        ErrorCode::Timeout,
+                        format!(
+                            "the response body did not complete within {} ms",
+                            self.timeout.as_millis()
+                        ),
+                    ));
                     break;
                 }
             }

@@ -4,6 +4,7 @@
 mod harness;
 
 mod bench;
+mod bodies;
 mod cancel;
 mod cli_and_config;
 mod crash;

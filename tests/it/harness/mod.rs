@@ -12,6 +12,7 @@ use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 
 pub mod proxy;
+pub mod raw;
 pub mod receiver;
 
 pub use receiver::{Receiver, Reply};
