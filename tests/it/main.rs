@@ -9,6 +9,7 @@ mod cancel;
 mod cli_and_config;
 mod crash;
 mod delivery;
+mod guard;
 mod invalid;
 mod macros;
 mod ops;
