@@ -2,29 +2,10 @@
 //! RabbitMQ connection loss. Each is simulated by a TCP proxy of the test's own, cut and
 //! restored, so the shared servers stay up for the other tests.
 
-use std::net::SocketAddr;
-
 use serde_json::json;
 
-use crate::harness::proxy::Proxy;
+use crate::harness::proxy::{Proxy, target_of, through};
 use crate::harness::*;
-
-fn target_of(url: &str, default_port: u16) -> SocketAddr {
-    let u = url::Url::parse(url).expect("url");
-    let host = u.host_str().unwrap_or("127.0.0.1").to_owned();
-    let port = u.port().unwrap_or(default_port);
-    std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
-        .expect("resolves")
-        .next()
-        .expect("an address")
-}
-
-fn through(url: &str, proxy: &Proxy) -> String {
-    let mut u = url::Url::parse(url).expect("url");
-    u.set_host(Some("127.0.0.1")).expect("host");
-    u.set_port(Some(proxy.addr.port())).expect("port");
-    u.to_string()
-}
 
 async fn ready(base: &str) -> bool {
     matches!(reqwest::get(format!("{base}/readyz")).await, Ok(r) if r.status() == 200)

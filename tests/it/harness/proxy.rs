@@ -56,3 +56,22 @@ impl Proxy {
         self.up.store(true, Ordering::SeqCst);
     }
 }
+
+/// The address a server URL (`postgres://…`, `amqp://…`) points at.
+pub fn target_of(url: &str, default_port: u16) -> SocketAddr {
+    let u = url::Url::parse(url).expect("url");
+    let host = u.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = u.port().unwrap_or(default_port);
+    std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+        .expect("resolves")
+        .next()
+        .expect("an address")
+}
+
+/// The same server URL, through a proxy.
+pub fn through(url: &str, proxy: &Proxy) -> String {
+    let mut u = url::Url::parse(url).expect("url");
+    u.set_host(Some("127.0.0.1")).expect("host");
+    u.set_port(Some(proxy.addr.port())).expect("port");
+    u.to_string()
+}
