@@ -195,10 +195,15 @@ enum Raw<'a> {
     Other(&'static str),
 }
 
-fn classify(raw: &RawValue) -> Result<Raw<'_>, Invalid> {
+fn classify<'a>(name: &str, raw: &'a RawValue) -> Result<Raw<'a>, Invalid> {
     let text = raw.get();
     Ok(match text.as_bytes().first() {
-        Some(b'"') => Raw::Str(serde_json::from_str(text).map_err(|e| invalid(format!("bad string: {e}")))?),
+        Some(b'"') => Raw::Str(serde_json::from_str(text).map_err(|e| {
+            // The position would be within the value, not the body: name the field instead.
+            let e = e.to_string();
+            let what = e.split(" at line ").next().unwrap_or_default();
+            invalid(format!("`{name}` is not a valid JSON string: {what}"))
+        })?),
         Some(b'n') => Raw::Null,
         Some(b't' | b'f') => Raw::Other("a boolean"),
         Some(b'{') => Raw::Other("an object"),
@@ -262,7 +267,7 @@ impl Fields {
     fn get(&self, name: &str) -> Result<Option<Raw<'_>>, Invalid> {
         match self.map.get(name) {
             None => Ok(None),
-            Some(raw) => match classify(raw)? {
+            Some(raw) => match classify(name, raw)? {
                 Raw::Null => Ok(None),
                 other => Ok(Some(other)),
             },

@@ -122,6 +122,22 @@ fn each_kind_of_wrongness_has_a_reason() {
 }
 
 #[test]
+fn a_string_that_does_not_decode_names_its_field() {
+    // A lone surrogate escape is valid JSON syntax but no Unicode text.
+    for (field, value) in [("conversion_id", r#""\ud800""#), ("comment", r#""x\udc00y""#)] {
+        let body = format!(
+            r#"{{"conversion_id":"c","status":1,"updated_at":"2026-01-02T03:04:05Z","offer_id":1,"affiliate_id":1,"{field}":{value}}}"#
+        );
+        let reason = err(body.as_bytes());
+        assert!(
+            reason.starts_with(&format!("`{field}` is not a valid JSON string"))
+                && !reason.contains(" at line "),
+            "{reason}"
+        );
+    }
+}
+
+#[test]
 fn optional_fields_are_kept_and_unknown_ones_ignored() {
     let ev = ok(&format!(
         r#"{{{BASE},"status":1,"goal":"Sale","sub1":"a&b","ext2":5,"unknown":{{"x":1}},"comment":null,"sequence":9,"event_id":"e-1"}}"#

@@ -11,6 +11,7 @@ mod cli_and_config;
 mod crash;
 mod delivery;
 mod guard;
+mod hostile;
 mod invalid;
 mod macros;
 mod ops;
