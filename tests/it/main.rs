@@ -17,6 +17,7 @@ mod macros;
 mod ops;
 mod order;
 mod outages;
+mod per_host;
 mod redeliver;
 mod rejected;
 mod replicas;
