@@ -216,6 +216,13 @@ impl Template {
                 "scheme must be http or https with a host: {text}"
             )));
         }
+        // URL parsers skip any run of slashes after `http:`, so in `http:///{sub1}` the macro is
+        // the host: the scheme and authority must come out the same whatever the values.
+        let other = template.render_with(Escape::Url, |_| Cow::Borrowed("y"));
+        let before_path = ..url::Position::BeforePath;
+        if !url::Url::parse(&other).is_ok_and(|o| o[before_path] == url[before_path]) {
+            return Err(TemplateError::MacroInAuthority(text.to_owned()));
+        }
         template.path_segments = url.path_segments().map(|s| s.count());
         Ok(template)
     }

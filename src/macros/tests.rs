@@ -182,3 +182,18 @@ fn a_dot_segment_value_is_refused_not_sent_elsewhere() {
         "https://x.test/a/.../b?c=..."
     );
 }
+
+#[test]
+fn a_macro_after_extra_slashes_is_in_the_host_and_refused() {
+    // Found by fuzzing: URL parsers skip every slash after `http:`, so the macro became the host.
+    for bad in ["http:///{sub1}/p", "https:////{sub1}", "http://\\/{sub1}/p"] {
+        assert!(
+            matches!(Template::parse_url(bad), Err(TemplateError::MacroInAuthority(_))),
+            "{bad} should be refused"
+        );
+    }
+    assert!(
+        Template::parse_url("http:///x.test/{sub1}").is_ok(),
+        "a literal host is fine"
+    );
+}
