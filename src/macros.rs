@@ -223,7 +223,7 @@ impl Template {
         if !url::Url::parse(&other).is_ok_and(|o| o[before_path] == url[before_path]) {
             return Err(TemplateError::MacroInAuthority(text.to_owned()));
         }
-        template.path_segments = url.path_segments().map(|s| s.count());
+        template.path_segments = path_segment_count(&sample);
         Ok(template)
     }
 
@@ -252,9 +252,7 @@ impl Template {
     pub fn render_url(&self, event: &Event, rand: &str) -> Result<String, TemplateError> {
         let rendered = self.render(event, Escape::Url, rand);
         // Scheme and host are literal (checked by `parse_url`); only the path can move.
-        let segments = url::Url::parse(&rendered)
-            .ok()
-            .and_then(|u| u.path_segments().map(|s| s.count()));
+        let segments = path_segment_count(&rendered);
         if self.path_segments.is_none() || segments != self.path_segments {
             return Err(TemplateError::PathChanged(rendered));
         }
@@ -271,6 +269,16 @@ impl Template {
         }
         out
     }
+}
+
+/// How many path segments a URL has, counted with one more segment after its path: a `.` or `..`
+/// last segment leaves the plain count alone (`/a/.` is `/a/`), one in the middle does not.
+fn path_segment_count(url: &str) -> Option<usize> {
+    // The parser trims spaces and controls at the ends; a value cannot hold `?` or `#` unescaped.
+    let url = url.trim_matches(|c: char| c <= ' ');
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let probe = format!("{}/-{}", &url[..end], &url[end..]);
+    url::Url::parse(&probe).ok()?.path_segments().map(|s| s.count())
 }
 
 fn escape_into(out: &mut String, value: &str, escape: Escape) {

@@ -184,6 +184,31 @@ fn a_dot_segment_value_is_refused_not_sent_elsewhere() {
 }
 
 #[test]
+fn a_dot_segment_value_at_the_end_of_the_path_is_refused_too() {
+    // Found by fuzzing (fuzz/fuzz_targets/macro_render.rs): `/a/.` parses as `/a/` with as many
+    // segments as `/a/x`, so only counting them let it through.
+    for (template, dots) in [
+        ("https://x.test/{clickid}", "."),
+        ("https://x.test/{clickid}", ".."),
+        ("https://x.test/a/{clickid}", "."),
+        ("https://x.test/a/{clickid}?c=1#f", "."),
+    ] {
+        let t = Template::parse_url(template).expect("valid");
+        let mut ev = sample();
+        ev.fields.insert("click_id".into(), dots.into());
+        assert!(
+            matches!(t.render_url(&ev, "r"), Err(TemplateError::PathChanged(_))),
+            "{template} with {dots}"
+        );
+    }
+    // An empty value is no dot segment.
+    let mut ev = sample();
+    ev.fields.insert("click_id".into(), String::new());
+    let t = Template::parse_url("https://x.test/a/{clickid}").expect("valid");
+    assert_eq!(t.render_url(&ev, "r").expect("renders"), "https://x.test/a/");
+}
+
+#[test]
 fn a_macro_after_extra_slashes_is_in_the_host_and_refused() {
     // Found by fuzzing: URL parsers skip every slash after `http:`, so the macro became the host.
     for bad in ["http:///{sub1}/p", "https:////{sub1}", "http://\\/{sub1}/p"] {
