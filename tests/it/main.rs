@@ -14,6 +14,7 @@ mod guard;
 mod hostile;
 mod invalid;
 mod macros;
+mod masking;
 mod ops;
 mod order;
 mod outages;
