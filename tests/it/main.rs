@@ -6,6 +6,7 @@ mod harness;
 mod bench;
 mod bodies;
 mod cancel;
+mod channel;
 mod chaos;
 mod cli_and_config;
 mod crash;

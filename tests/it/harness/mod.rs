@@ -11,6 +11,7 @@ use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 
+pub mod broker;
 pub mod child;
 pub mod proxy;
 pub mod raw;
