@@ -1,6 +1,8 @@
 //! Acks in delivery order. Lanes commit out of order; a message is acked only once it and every
 //! message delivered before it on the channel are committed, with one `multiple` ack up to the
 //! newest such tag (RabbitMQ: `multiple` acks every unacked tag up to and including it).
+//! A lane waits for its own tags to be acked before it starts any request (SPEC §1: no HTTP
+//! request while a message is unacknowledged), which may take until another lane commits.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
@@ -13,6 +15,8 @@ pub struct Acks {
     state: Mutex<State>,
     /// The newest tag acked; held across the ack so acks go out in increasing order.
     acked: tokio::sync::Mutex<u64>,
+    /// The same, for lanes waiting for their tags to be acked.
+    acked_watch: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -29,6 +33,7 @@ impl Acks {
             channel,
             state: Mutex::new(State::default()),
             acked: tokio::sync::Mutex::new(0),
+            acked_watch: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -47,8 +52,16 @@ impl Acks {
                 .basic_ack(tag, BasicAckOptions { multiple: true })
                 .await?;
             *acked = tag;
+            self.acked_watch.send_replace(tag);
         }
         Ok(())
+    }
+
+    /// Waits until every tag up to `tag` is acked.
+    pub async fn wait_acked(&self, tag: u64) {
+        let mut acked = self.acked_watch.subscribe();
+        // The sender lives in `self`, so the wait ends only by the condition.
+        let _ = acked.wait_for(|a| *a >= tag).await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

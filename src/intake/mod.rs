@@ -216,6 +216,11 @@ impl Intake {
         }
         self.count(&messages, &logged);
         self.metrics.batch_messages.observe(batch.len() as f64);
+        if let Some(last) = batch.iter().map(|d| d.delivery_tag).max() {
+            // No request while one of these is unacked: a lane that committed ahead of an
+            // earlier delivery in another lane waits for that commit's ack.
+            acks.wait_acked(last).await;
+        }
         self.dispatch.note_waiting(logged.waiting);
         let mut unsent = Vec::new();
         for job in logged.jobs {
