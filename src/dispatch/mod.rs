@@ -44,6 +44,8 @@ pub struct Dispatch {
     /// soon and skips URLs that already have all the work their host can take.
     pub outstanding: AtomicUsize,
     per_url: Mutex<HashMap<i64, usize>>,
+    /// Deliveries handed to dispatch whose outcome is not recorded yet (see [`Dispatch::held`]).
+    held: Mutex<HashSet<i64>>,
     /// (conversion, URL) pairs with a delivery waiting for one in flight here to end: the
     /// recorder hands those on at once; any other waits for the poller.
     waiting: Mutex<HashSet<(String, i64)>>,
@@ -74,6 +76,7 @@ impl Dispatch {
             hosts: Mutex::new(HashMap::new()),
             outstanding: AtomicUsize::new(0),
             per_url: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashSet::new()),
             waiting: Mutex::new(HashSet::new()),
             capacity: d.concurrency * 2,
             wake_poller: Notify::new(),
@@ -86,12 +89,29 @@ impl Dispatch {
         let url_id = job.url.id;
         self.outstanding.fetch_add(1, Ordering::Relaxed);
         *lock(&self.per_url).entry(url_id).or_default() += 1;
+        lock(&self.held).insert(job.delivery_id);
         match jobs.send(job).await {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendError(job)) => {
                 self.finished(url_id);
+                self.recorded(&[job.delivery_id]);
                 Err(job)
             }
+        }
+    }
+
+    /// The deliveries this worker holds: handed to dispatch and not yet recorded or released.
+    /// The poller never claims one of them, even once its lease has run out while the
+    /// database was away.
+    pub fn held(&self) -> Vec<i64> {
+        lock(&self.held).iter().copied().collect()
+    }
+
+    /// Their outcome (or release) is written: the poller may claim them again.
+    pub fn recorded(&self, ids: &[i64]) {
+        let mut held = lock(&self.held);
+        for id in ids {
+            held.remove(id);
         }
     }
 

@@ -48,7 +48,8 @@ async fn poll_once(dispatch: &Dispatch, jobs: &mpsc::Sender<Job>) -> crate::stor
         let limit = i64::try_from(free).unwrap_or(i64::MAX);
         let per_url = i64::try_from(dispatch.per_host).unwrap_or(i64::MAX);
         let skip = dispatch.saturated_urls();
-        let claimed = sql::claim_due(&client, dispatch.owner, dispatch.lease, limit, per_url, &skip).await?;
+        let held = dispatch.held();
+        let claimed = sql::claim_due(&client, dispatch.owner, dispatch.lease, limit, per_url, &skip, &held).await?;
         let full = claimed.len() == free;
         let mut unsent = Vec::new();
         for job in claimed {

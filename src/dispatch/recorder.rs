@@ -63,6 +63,8 @@ pub async fn run_recorder(
         })
         .await;
         release(&dispatch, &releases).await;
+        let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).chain(releases).collect();
+        dispatch.recorded(&ids);
         count(&dispatch, &records);
         if records.iter().any(|r| r.state == "pending") {
             dispatch.wake_poller.notify_one();

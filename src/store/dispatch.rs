@@ -92,8 +92,10 @@ const CLAIM: &str = "
               u.id, u.offer_id, u.url, u.method, u.goal, u.statuses, u.body, u.content_type,
               u.follow_redirects, u.enabled";
 
-/// Claims up to `limit` due deliveries, at most `per_url` for any one URL and none for the URLs
-/// in `skip` (their hosts are busy with this worker's jobs already).
+/// Claims up to `limit` due deliveries, at most `per_url` for any one URL, none for the URLs
+/// in `skip` (their hosts are busy with this worker's jobs already) and none of `held` (this
+/// worker's own jobs whose outcome is not recorded yet: after a database outage longer than the
+/// lease, one must not be claimed and sent again while its record waits to be written).
 pub async fn claim_due(
     client: &impl GenericClient,
     owner: Uuid,
@@ -101,13 +103,17 @@ pub async fn claim_due(
     limit: i64,
     per_url: i64,
     skip: &[i64],
+    held: &[i64],
 ) -> Result<Vec<Job>> {
     let started = Instant::now();
-    let sql = CLAIM.replace("{filter}", "AND NOT (d.url_id = ANY($5::bigint[]))");
+    let sql = CLAIM.replace(
+        "{filter}",
+        "AND NOT (d.url_id = ANY($5::bigint[])) AND NOT (d.id = ANY($6::bigint[]))",
+    );
     let rows = super::query(
         client,
         &sql,
-        &[&owner, &(lease.as_millis() as f64), &limit, &per_url, &skip],
+        &[&owner, &(lease.as_millis() as f64), &limit, &per_url, &skip, &held],
     )
     .await?;
     Ok(rows
