@@ -54,7 +54,7 @@ struct Params {
 }
 
 impl Params {
-    fn from_env(mut self) -> Params {
+    fn overridden_by_env(mut self) -> Params {
         let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
         if let Some(seed) = var("XPB_CHAOS_SEED") {
             self.seed = seed;
@@ -83,7 +83,7 @@ async fn short() {
         settle: Duration::from_secs(90),
         seed: rand::random(),
     }
-    .from_env())
+    .overridden_by_env())
     .await;
 }
 
@@ -102,7 +102,7 @@ async fn long() {
         settle: Duration::from_secs(300),
         seed: rand::random(),
     }
-    .from_env())
+    .overridden_by_env())
     .await;
 }
 
