@@ -49,7 +49,16 @@ async fn poll_once(dispatch: &Dispatch, jobs: &mpsc::Sender<Job>) -> crate::stor
         let per_url = i64::try_from(dispatch.per_host).unwrap_or(i64::MAX);
         let skip = dispatch.saturated_urls();
         let held = dispatch.held();
-        let claimed = sql::claim_due(&client, dispatch.owner, dispatch.lease, limit, per_url, &skip, &held).await?;
+        let claimed = sql::claim_due(
+            &client,
+            dispatch.owner,
+            dispatch.lease,
+            limit,
+            per_url,
+            &skip,
+            &held,
+        )
+        .await?;
         let full = claimed.len() == free;
         let mut unsent = Vec::new();
         for job in claimed {

@@ -113,7 +113,14 @@ pub async fn claim_due(
     let rows = super::query(
         client,
         &sql,
-        &[&owner, &(lease.as_millis() as f64), &limit, &per_url, &skip, &held],
+        &[
+            &owner,
+            &(lease.as_millis() as f64),
+            &limit,
+            &per_url,
+            &skip,
+            &held,
+        ],
     )
     .await?;
     Ok(rows
