@@ -116,10 +116,14 @@ impl Intake {
                 FieldTable::default(),
             )
             .await?;
+        // A channel closed by the broker (this one, or the dead-letter one while idle) or the
+        // connection failing is reported here, so the session ends at once rather than when
+        // the channel is next used.
+        let mut events = conn.events_listener();
         self.health.set_broker(true);
         tracing::info!(queue = %cfg.queue, prefetch = cfg.prefetch, "consuming");
         let acks = Arc::new(Acks::new(channel.clone()));
-        let result = self.consume(&acks, dlx, &mut consumer, stop).await;
+        let result = self.consume(&acks, dlx, &mut consumer, &mut events, stop).await;
         // Closing the connection hands every unacked message back to the queue.
         let _ = conn.close(200, "bye".into()).await;
         result
@@ -132,6 +136,7 @@ impl Intake {
         acks: &Arc<Acks>,
         dlx: Channel,
         consumer: &mut Consumer,
+        events: &mut (impl futures_util::Stream<Item = lapin::Event> + Unpin),
         stop: &CancellationToken,
     ) -> Result<(), IntakeError> {
         let mut lanes = JoinSet::new();
@@ -147,6 +152,7 @@ impl Intake {
                 biased;
                 _ = stop.cancelled() => break Ok(()),
                 Some(ended) = lanes.join_next() => break lane_end(ended),
+                Some(lapin::Event::Error(e)) = events.next() => break Err(e.into()),
                 next = consumer.next() => next,
             };
             let delivery = match take(next) {
