@@ -45,7 +45,7 @@ impl Daemon {
 /// runs the daemon in the background until `shutdown` is cancelled.
 pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Daemon> {
     let cfg = Arc::new(cfg);
-    let pool = store::pool(&cfg.database.url, cfg.database.pool_size)?;
+    let pool = store::daemon_pool(&cfg.database.url, cfg.database.pool_size)?;
     let applied = retry_until(&shutdown, "database", || store::migrate(&pool)).await?;
     if !applied.is_empty() {
         tracing::info!(?applied, "migrations applied");

@@ -75,18 +75,32 @@ pub(crate) async fn execute(
     Ok(client.execute(&statement, params).await?)
 }
 
-/// Builds the pool. Connections are opened lazily; a short connect timeout lets callers notice
-/// an unreachable database quickly instead of hanging.
+/// The pool of a CLI command (and of the tests). Connections are opened lazily; a short connect
+/// timeout lets callers notice an unreachable database quickly instead of hanging. Statements
+/// are planned for each execution's values, so optional filters (`$1 IS NULL OR col = $1`) of
+/// `attempts` and `redeliver` still take their indexes.
 pub fn pool(url: &str, size: usize) -> Result<Pool> {
+    build(url, size, "-c plan_cache_mode=force_custom_plan")
+}
+
+/// The daemon's pool. Its statements are cached per connection and planned once (a generic
+/// plan): planning every execution cost a third of the server's CPU at 1,000 events/s. A
+/// generic plan made while the tables are empty (a fresh database) would pick sequential scans
+/// and keep them as the tables grow, so sequential scans are priced out: every statement of the
+/// daemon's hot path has an index to take, and one without an index still scans.
+pub fn daemon_pool(url: &str, size: usize) -> Result<Pool> {
+    build(
+        url,
+        size,
+        "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off",
+    )
+}
+
+fn build(url: &str, size: usize, options: &str) -> Result<Pool> {
     let mut pg = tokio_postgres::Config::from_str(url)?;
     pg.connect_timeout(Duration::from_secs(5));
     pg.application_name("cross-postback");
-    // Statements are cached per connection and planned once (a generic plan): planning every
-    // execution cost a third of the server's CPU at 1,000 events/s. A generic plan made while
-    // the tables are empty (a fresh database) would pick sequential scans and keep them as the
-    // tables grow, so sequential scans are priced out: every statement of the daemon and the
-    // CLI has an index to take, and a statement without one still gets its sequential scan.
-    pg.options("-c plan_cache_mode=force_generic_plan -c enable_seqscan=off");
+    pg.options(options);
     let manager = Manager::from_config(
         pg,
         NoTls,
