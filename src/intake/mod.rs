@@ -101,6 +101,10 @@ impl Intake {
         store::ping(&self.pool).await?;
         let cfg = &self.cfg.amqp;
         let conn = amqp::connect(&cfg.url, "cross-postback intake").await?;
+        // A channel closed by the broker (the consuming one, or the dead-letter one while idle)
+        // or the connection failing is reported here, so the session ends at once rather than
+        // when the channel is next used. Listening from the start: events are not kept.
+        let mut events = conn.events_listener();
         let channel = conn.create_channel().await?;
         amqp::declare_topology(&channel, cfg).await?;
         channel
@@ -116,10 +120,6 @@ impl Intake {
                 FieldTable::default(),
             )
             .await?;
-        // A channel closed by the broker (this one, or the dead-letter one while idle) or the
-        // connection failing is reported here, so the session ends at once rather than when
-        // the channel is next used.
-        let mut events = conn.events_listener();
         self.health.set_broker(true);
         tracing::info!(queue = %cfg.queue, prefetch = cfg.prefetch, "consuming");
         let acks = Arc::new(Acks::new(channel.clone()));
@@ -180,6 +180,10 @@ impl Intake {
         while let Some(ended) = lanes.join_next().await {
             if outcome.is_ok() {
                 outcome = lane_end(ended);
+                if outcome.is_err() {
+                    // The others may wait for acks that will not come now: end them too.
+                    lanes.abort_all();
+                }
             }
         }
         outcome
