@@ -78,7 +78,10 @@ pub struct Report {
     lost: Vec<String>,
     unexpected: Vec<String>,
     duplicates_after_kill: usize,
-    duplicates_after_db_outage: usize,
+    /// Terminal states without the evidence they need.
+    unfounded: Vec<String>,
+    /// Attempts of one (conversion, URL) that overlapped in time.
+    concurrent: Vec<String>,
     unexplained_duplicates: Vec<String>,
     order: Vec<String>,
     phantom: Vec<String>,
@@ -165,8 +168,9 @@ pub async fn check(
     }
 
     // Duplicates: a second 2xx for one pair. One is explained by a kill only when a 2xx of
-    // that pair was never recorded (its attempt was in flight when the process died), and by a
-    // database outage when the outage overlaps (a record held back past the lease).
+    // that pair was never recorded (its attempt was in flight when the process died) and a kill
+    // fell between the two. A database outage explains none: the worker never claims again a
+    // delivery whose outcome it holds unrecorded.
     let recorded: HashMap<(String, String), i64> = pg
         .query(
             "SELECT d.event->>'event_id', a.url_id, count(*) FROM attempts a
@@ -189,11 +193,9 @@ pub async fn check(
             let (a, b) = (pair[0].at, pair[1].at);
             if unrecorded && faults.kills.iter().any(|k| a <= *k && *k <= b) {
                 r.duplicates_after_kill += 1;
-            } else if faults.db_outages.iter().any(|(from, to)| *from <= b && *to >= a) {
-                r.duplicates_after_db_outage += 1;
             } else {
                 r.unexplained_duplicates.push(format!(
-                    "{e} at {tag}: 2xx twice, {:?} apart, no kill with a lost record or outage between",
+                    "{e} at {tag}: 2xx twice, {:?} apart, no kill with a lost record between",
                     b - a
                 ));
             }
@@ -209,12 +211,46 @@ pub async fn check(
         .await
         .expect("deliveries");
     let mut rows_per_pair: HashMap<(String, String), Vec<String>> = HashMap::new();
+    // The newest event that fires to each (conversion, URL).
+    let mut newest_firing: HashMap<(&str, &str), i64> = HashMap::new();
+    for (e, tag) in &ledger.expected {
+        if let Some(ev) = events.get(e.as_str()) {
+            let newest = newest_firing
+                .entry((ev.conversion.as_str(), tag.as_str()))
+                .or_insert(ev.seq);
+            *newest = (*newest).max(ev.seq);
+        }
+    }
     for d in &deliveries {
         let url_id: i64 = d.get(0);
         let e: String = d.get::<_, Option<String>>(1).unwrap_or_default();
         let state: String = d.get(2);
+        let attempts: i32 = d.get(3);
         *r.states.entry(state.clone()).or_default() += 1;
         let tag = tag_of_id.get(&url_id).copied().unwrap_or("?");
+        let pair = (e.clone(), tag.to_owned());
+        let event = events.get(e.as_str());
+        // `superseded` needs a newer event that fires to the same URL; `failed` (away from
+        // the refused address) every attempt of the schedule made, none of them a 2xx.
+        if state == "superseded"
+            && !event.is_some_and(|ev| {
+                newest_firing
+                    .get(&(ev.conversion.as_str(), tag))
+                    .is_some_and(|newest| *newest > ev.seq)
+            })
+        {
+            r.unfounded
+                .push(format!("{e} at {tag}: superseded, but nothing newer fires there"));
+        }
+        if state == "failed"
+            && !refused.contains(&tag)
+            && (attempts != super::nemesis::ATTEMPTS || recorded.get(&pair).is_some_and(|n| *n > 0))
+        {
+            r.unfounded.push(format!(
+                "{e} at {tag}: failed after {attempts} attempts (recorded 2xx: {:?})",
+                recorded.get(&pair)
+            ));
+        }
         if state == "delivered"
             && !by_key
                 .get(&(e.clone(), tag.to_owned()))
@@ -245,6 +281,27 @@ pub async fn check(
         if !rows_per_pair.contains_key(&(e.clone(), tag.clone())) {
             r.lost.push(format!("{e} to {tag}: no delivery"));
         }
+    }
+
+    // At most one attempt in flight per (conversion, URL): recorded attempts never overlap.
+    for row in pg
+        .query(
+            "SELECT conversion_id, url_id, sent_at::text, prev_end::text FROM (
+                 SELECT conversion_id, url_id, sent_at,
+                        lag(sent_at + duration_ms * interval '1 millisecond')
+                            OVER (PARTITION BY conversion_id, url_id ORDER BY sent_at) AS prev_end
+                 FROM attempts) a
+             WHERE sent_at < prev_end",
+            &[],
+        )
+        .await
+        .expect("overlapping attempts")
+    {
+        let (c, u, at, prev): (String, i64, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        r.concurrent.push(format!(
+            "{c} at URL {u}: an attempt at {at} while one ran until {prev}"
+        ));
     }
 
     // The refused address: every attempt recorded `blocked`, none retried past a kill's window.
@@ -299,6 +356,8 @@ impl Report {
                 &self.unexplained_duplicates,
                 &self.order,
                 &self.phantom,
+                &self.unfounded,
+                &self.concurrent,
                 &self.refused_not_blocked,
                 &self.rejected_missing,
                 &self.exits,
@@ -341,11 +400,12 @@ impl Report {
         let _ = writeln!(t, "  unexpected       {}", self.unexpected.len());
         let _ = writeln!(
             t,
-            "  duplicates       {} after a kill, {} after a database outage, {} unexplained",
+            "  duplicates       {} after a kill, {} unexplained",
             self.duplicates_after_kill,
-            self.duplicates_after_db_outage,
             self.unexplained_duplicates.len()
         );
+        let _ = writeln!(t, "  unfounded state  {}", self.unfounded.len());
+        let _ = writeln!(t, "  concurrent       {}", self.concurrent.len());
         let _ = writeln!(t, "  order violations {}", self.order.len());
         let _ = writeln!(t, "  phantom          {}", self.phantom.len());
         let _ = writeln!(t, "  left in queue    {left_in_queue}");
@@ -356,6 +416,8 @@ impl Report {
             ("unexplained duplicate", &self.unexplained_duplicates),
             ("order", &self.order),
             ("phantom", &self.phantom),
+            ("unfounded", &self.unfounded),
+            ("concurrent", &self.concurrent),
             ("refused", &self.refused_not_blocked),
             ("rejected", &self.rejected_missing),
             ("exit", &self.exits),

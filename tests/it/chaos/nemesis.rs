@@ -17,6 +17,10 @@ use super::Params;
 use crate::harness::Env;
 use crate::harness::proxy::{Proxy, through};
 
+/// The daemon's retry schedule in the run, and so the attempts a failed delivery has made.
+const SCHEDULE: &str = "200ms,400ms,800ms,1s,1s,1s";
+pub const ATTEMPTS: i32 = 7;
+
 /// What happened, when.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
@@ -163,7 +167,7 @@ impl DaemonProcess {
             .env("DATABASE_URL", database)
             .env("XPB_DELIVERY__ALLOW_PRIVATE_NETWORKS", "false")
             .env("XPB_DELIVERY__ALLOW_CIDRS", "127.0.0.1/32")
-            .env("XPB_DELIVERY__RETRY_SCHEDULE", "200ms,400ms,800ms,1s,1s,1s")
+            .env("XPB_DELIVERY__RETRY_SCHEDULE", SCHEDULE)
             .env("XPB_DELIVERY__CONNECT_TIMEOUT", "500ms")
             .env("XPB_DELIVERY__TIMEOUT", "1s")
             .env("XPB_DELIVERY__LEASE", "3s")
