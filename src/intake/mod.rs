@@ -231,6 +231,9 @@ impl Intake {
             // earlier delivery in another lane waits for that commit's ack.
             acks.wait_acked(last).await;
         }
+        // Acked: the waiting deliveries may now be handed on (by the recorder once the attempt
+        // in flight ends, or by a poller).
+        crate::dispatch::release(&self.dispatch, &logged.held_until_acked).await;
         self.dispatch.note_waiting(logged.waiting);
         let mut unsent = Vec::new();
         for job in logged.jobs {

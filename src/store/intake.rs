@@ -48,6 +48,9 @@ pub struct Logged {
     pub superseded: usize,
     /// (conversion, URL) pairs whose new delivery waits for an attempt in flight to end.
     pub waiting: Vec<(String, i64)>,
+    /// Those waiting deliveries: leased to this worker until its messages are acked, so no one
+    /// (this worker's poller included) sends them before; then released.
+    pub held_until_acked: Vec<i64>,
 }
 
 /// A conversion's delivery to one URL that is not yet terminal, or is in flight.
@@ -188,13 +191,14 @@ pub async fn log_batch(
         .map(|n| (n.conversion_id.clone(), n.url.id))
         .collect();
     // The writes are independent of each other: sent together, in one round trip or two.
-    let (_, _, jobs, _) = tokio::try_join!(
+    let (_, _, (jobs, held), _) = tokio::try_join!(
         write_conversions(&tx, &changed, &histories),
         supersede_older(&tx, &supersede),
         write_deliveries(&tx, &new, owner, lease, started),
         write_rejected(&tx, messages),
     )?;
     logged.jobs = jobs;
+    logged.held_until_acked = held;
     tx.commit().await?;
     Ok(logged)
 }
@@ -280,9 +284,9 @@ async fn write_deliveries(
     owner: Uuid,
     lease: Duration,
     started: Instant,
-) -> Result<Vec<Job>> {
+) -> Result<(Vec<Job>, Vec<i64>)> {
     if new.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let count = i64::try_from(new.len()).unwrap_or(i64::MAX);
     let ids: Vec<i64> = super::query(
@@ -305,7 +309,9 @@ async fn write_deliveries(
         .iter()
         .map(|n| if n.superseded { "superseded" } else { "pending" })
         .collect();
-    let leased: Vec<bool> = new.iter().map(|n| n.leased).collect();
+    // Leased: first attempts (they start after the ack, even one a newer event of the same
+    // batch superseded: it counts as in flight) and waiting deliveries (released after the ack).
+    let leased: Vec<bool> = new.iter().map(|n| n.leased || !n.superseded).collect();
     let lease_ms = lease.as_millis() as f64;
     super::execute(
         tx,
@@ -319,7 +325,7 @@ async fn write_deliveries(
     )
     .await?;
     let lease_until = started + lease;
-    Ok(new
+    let jobs = new
         .iter()
         .zip(&ids)
         .filter(|(n, _)| n.leased)
@@ -331,7 +337,14 @@ async fn write_deliveries(
             url: Arc::clone(&n.url),
             lease_until,
         })
-        .collect())
+        .collect();
+    let held = new
+        .iter()
+        .zip(&ids)
+        .filter(|(n, _)| !n.leased && !n.superseded)
+        .map(|(_, id)| *id)
+        .collect();
+    Ok((jobs, held))
 }
 
 async fn write_rejected(tx: &deadpool_postgres::Transaction<'_>, messages: &[Message]) -> Result<()> {
