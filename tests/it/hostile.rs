@@ -101,7 +101,8 @@ async fn hostile_messages_are_rejected_once_dead_lettered_and_the_worker_goes_on
         (b"{\"conversion_id\":\"c\xe2\x82".to_vec(), "not UTF-8"),
         (oversized.clone(), "over amqp.max_message_bytes"),
     ];
-    publish_raw(&env, cases.iter().map(|(b, _)| b.clone()).collect()).await;
+    env.publish_raw(&cases.iter().map(|(b, _)| b.clone()).collect::<Vec<_>>())
+        .await;
 
     // Valid, if odd: delivered.
     let deep_unknown = {
@@ -142,7 +143,8 @@ async fn hostile_messages_are_rejected_once_dead_lettered_and_the_worker_goes_on
             "",
         ),
     ];
-    publish_raw(&env, valid.iter().map(|(b, _, _)| b.clone()).collect()).await;
+    env.publish_raw(&valid.iter().map(|(b, _, _)| b.clone()).collect::<Vec<_>>())
+        .await;
     env.publish(&[ev("after", "approved", 0, json!({}))]).await;
 
     let reqs = rx.wait_for(valid.len() + 1).await;
@@ -255,28 +257,4 @@ async fn drain_dead_letters(env: &Env, n: usize) -> Vec<(Vec<u8>, String)> {
     assert!(extra.is_none(), "more dead letters than invalid messages");
     let _ = conn.close(200, "bye".into()).await;
     dead
-}
-
-async fn publish_raw(env: &Env, bodies: Vec<Vec<u8>>) {
-    let conn = cross_postback::amqp::connect(&env.cfg.amqp.url, "xpb-test raw")
-        .await
-        .expect("broker");
-    let ch = cross_postback::amqp::confirm_channel(&conn)
-        .await
-        .expect("channel");
-    cross_postback::amqp::declare_topology(&ch, &env.cfg.amqp)
-        .await
-        .expect("topology");
-    for body in bodies {
-        cross_postback::amqp::publish_confirmed(
-            &ch,
-            &env.cfg.amqp.exchange,
-            "conversion.unknown",
-            &body,
-            cross_postback::amqp::properties(Default::default()),
-        )
-        .await
-        .expect("published");
-    }
-    let _ = conn.close(200, "bye".into()).await;
 }

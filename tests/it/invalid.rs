@@ -23,7 +23,8 @@ async fn each_kind_of_invalid_message_is_stored_and_dead_lettered() {
         (oversized.clone().into_bytes(), "over amqp.max_message_bytes"),
     ];
     // The non-UTF-8 body must go out as raw bytes: publish those through the raw path.
-    publish_raw(&env, cases.iter().map(|(b, _)| b.clone()).collect()).await;
+    env.publish_raw(&cases.iter().map(|(b, _)| b.clone()).collect::<Vec<_>>())
+        .await;
     env.publish(&[ev("after", "approved", 0, json!({}))]).await;
     let req = rx.wait_for(1).await.remove(0);
     assert_eq!(req.param("c").as_deref(), Some("after"), "the worker kept going");
@@ -108,28 +109,4 @@ async fn each_kind_of_invalid_message_is_stored_and_dead_lettered() {
     let _ = conn.close(200, "bye".into()).await;
     daemon.stop().await;
     assert_eq!(env.ready_messages(&env.cfg.amqp.queue).await, 0);
-}
-
-async fn publish_raw(env: &Env, bodies: Vec<Vec<u8>>) {
-    let conn = cross_postback::amqp::connect(&env.cfg.amqp.url, "xpb-test raw")
-        .await
-        .expect("broker");
-    let ch = cross_postback::amqp::confirm_channel(&conn)
-        .await
-        .expect("channel");
-    cross_postback::amqp::declare_topology(&ch, &env.cfg.amqp)
-        .await
-        .expect("topology");
-    for body in bodies {
-        cross_postback::amqp::publish_confirmed(
-            &ch,
-            &env.cfg.amqp.exchange,
-            "conversion.unknown",
-            &body,
-            cross_postback::amqp::properties(Default::default()),
-        )
-        .await
-        .expect("published");
-    }
-    let _ = conn.close(200, "bye".into()).await;
 }

@@ -163,6 +163,25 @@ impl Env {
 
     /// Publishes each body with confirms, routing key `conversion.<status>`.
     pub async fn publish(&self, bodies: &[String]) {
+        self.publish_keyed(
+            bodies
+                .iter()
+                .map(|b| (cross_postback::cli::routing_key(b), b.as_bytes())),
+        )
+        .await;
+    }
+
+    /// Publishes raw bytes (invalid messages too) with confirms, key `conversion.unknown`.
+    pub async fn publish_raw(&self, bodies: &[Vec<u8>]) {
+        self.publish_keyed(
+            bodies
+                .iter()
+                .map(|b| ("conversion.unknown".to_owned(), b.as_slice())),
+        )
+        .await;
+    }
+
+    async fn publish_keyed<'a>(&self, messages: impl IntoIterator<Item = (String, &'a [u8])>) {
         let conn = amqp::connect(&self.cfg.amqp.url, "xpb-test publisher")
             .await
             .expect("broker");
@@ -170,13 +189,12 @@ impl Env {
         amqp::declare_topology(&channel, &self.cfg.amqp)
             .await
             .expect("topology");
-        for body in bodies {
-            let key = cross_postback::cli::routing_key(body);
+        for (key, body) in messages {
             amqp::publish_confirmed(
                 &channel,
                 &self.cfg.amqp.exchange,
                 &key,
-                body.as_bytes(),
+                body,
                 amqp::properties(FieldTable::default()),
             )
             .await
