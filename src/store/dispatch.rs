@@ -2,7 +2,7 @@
 //! attempts (many in one transaction), hand a conversion's next delivery to the same URL on
 //! once the one in flight ends, release leases at shutdown.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -92,6 +92,22 @@ const CLAIM: &str = "
               u.id, u.offer_id, u.url, u.method, u.goal, u.statuses, u.body, u.content_type,
               u.follow_redirects, u.enabled";
 
+/// [`CLAIM`] for due deliveries: `$5` URLs to skip, `$6` deliveries to skip.
+static CLAIM_DUE: LazyLock<String> = LazyLock::new(|| {
+    CLAIM.replace(
+        "{filter}",
+        "AND NOT (d.url_id = ANY($5::bigint[])) AND NOT (d.id = ANY($6::bigint[]))",
+    )
+});
+
+/// [`CLAIM`] for the next delivery of given (conversion, URL) pairs: `$5`, `$6`.
+static CLAIM_PAIRS: LazyLock<String> = LazyLock::new(|| {
+    CLAIM.replace(
+        "{filter}",
+        "AND (d.conversion_id, d.url_id) IN (SELECT * FROM unnest($5::text[], $6::bigint[]))",
+    )
+});
+
 /// Claims up to `limit` due deliveries, at most `per_url` for any one URL, none for the URLs
 /// in `skip` (their hosts are busy with this worker's jobs already) and none of `held` (this
 /// worker's own jobs whose outcome is not recorded yet: after a database outage longer than the
@@ -105,28 +121,7 @@ pub async fn claim_due(
     skip: &[i64],
     held: &[i64],
 ) -> Result<Vec<Job>> {
-    let started = Instant::now();
-    let sql = CLAIM.replace(
-        "{filter}",
-        "AND NOT (d.url_id = ANY($5::bigint[])) AND NOT (d.id = ANY($6::bigint[]))",
-    );
-    let rows = super::query(
-        client,
-        &sql,
-        &[
-            &owner,
-            &(lease.as_millis() as f64),
-            &limit,
-            &per_url,
-            &skip,
-            &held,
-        ],
-    )
-    .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| job_from_row(r, started + lease))
-        .collect())
+    claim(client, &CLAIM_DUE, owner, lease, limit, per_url, &[&skip, &held]).await
 }
 
 /// Claims the next due delivery of each (conversion, URL) pair whose attempt just ended.
@@ -139,25 +134,37 @@ pub async fn claim_followers(
     if pairs.is_empty() {
         return Ok(Vec::new());
     }
-    let started = Instant::now();
     let conversions: Vec<&str> = pairs.iter().map(|(c, _)| c.as_str()).collect();
     let urls: Vec<i64> = pairs.iter().map(|(_, u)| *u).collect();
-    let sql = CLAIM.replace(
-        "{filter}",
-        "AND (d.conversion_id, d.url_id) IN (SELECT * FROM unnest($5::text[], $6::bigint[]))",
-    );
     let limit = i64::try_from(pairs.len()).unwrap_or(i64::MAX);
+    claim(
+        client,
+        &CLAIM_PAIRS,
+        owner,
+        lease,
+        limit,
+        limit,
+        &[&conversions, &urls],
+    )
+    .await
+}
+
+/// Runs one form of [`CLAIM`] with its filter's two parameters.
+async fn claim(
+    client: &impl GenericClient,
+    sql: &str,
+    owner: Uuid,
+    lease: Duration,
+    limit: i64,
+    per_url: i64,
+    filter: &[&(dyn ToSql + Sync); 2],
+) -> Result<Vec<Job>> {
+    let started = Instant::now();
+    let lease_ms = lease.as_millis() as f64;
     let rows = super::query(
         client,
-        &sql,
-        &[
-            &owner,
-            &(lease.as_millis() as f64),
-            &limit,
-            &limit,
-            &conversions,
-            &urls,
-        ],
+        sql,
+        &[&owner, &lease_ms, &limit, &per_url, filter[0], filter[1]],
     )
     .await?;
     Ok(rows
