@@ -3,7 +3,6 @@
 //! outcome to the recorder.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,18 +39,45 @@ pub struct Dispatch {
     pub global: Arc<Semaphore>,
     pub per_host: usize,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Jobs queued or running, in all and per URL, so the poller claims no more than can start
-    /// soon and skips URLs that already have all the work their host can take.
-    pub outstanding: AtomicUsize,
-    per_url: Mutex<HashMap<i64, usize>>,
-    /// Deliveries handed to dispatch whose outcome is not recorded yet (see [`Dispatch::held`]).
-    held: Mutex<HashSet<i64>>,
+    /// Jobs handed to dispatch whose outcome is not recorded yet (see [`Held`]).
+    held: Mutex<Held>,
     /// (conversion, URL) pairs with a delivery waiting for one in flight here to end: the
     /// recorder hands those on at once; any other waits for the poller.
     waiting: Mutex<HashSet<(String, i64)>>,
     pub capacity: usize,
     /// Wakes the poller when a retry has been scheduled.
     pub wake_poller: Notify,
+}
+
+/// The jobs a worker holds, from [`Dispatch::submit`] until their outcome (or the release of
+/// their lease) is written, in all and per URL: the poller claims no more than can start soon,
+/// skips URLs that already have all the work their host can take, and never claims one of them
+/// again, even once its lease has run out while the database was away and its record waits.
+#[derive(Default)]
+struct Held {
+    /// Delivery id → URL id.
+    urls: HashMap<i64, i64>,
+    per_url: HashMap<i64, usize>,
+}
+
+impl Held {
+    fn insert(&mut self, delivery_id: i64, url_id: i64) {
+        if self.urls.insert(delivery_id, url_id).is_none() {
+            *self.per_url.entry(url_id).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, delivery_id: i64) {
+        let Some(url_id) = self.urls.remove(&delivery_id) else {
+            return;
+        };
+        if let Some(n) = self.per_url.get_mut(&url_id) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_url.remove(&url_id);
+            }
+        }
+    }
 }
 
 impl Dispatch {
@@ -74,9 +100,7 @@ impl Dispatch {
             global: Arc::new(Semaphore::new(d.concurrency)),
             per_host: d.per_host_concurrency,
             hosts: Mutex::new(HashMap::new()),
-            outstanding: AtomicUsize::new(0),
-            per_url: Mutex::new(HashMap::new()),
-            held: Mutex::new(HashSet::new()),
+            held: Mutex::new(Held::default()),
             waiting: Mutex::new(HashSet::new()),
             capacity: d.concurrency * 2,
             wake_poller: Notify::new(),
@@ -86,44 +110,31 @@ impl Dispatch {
     /// Queues a claimed job for sending. When dispatch has stopped taking jobs, the job comes
     /// back (its lease is to be released).
     pub async fn submit(&self, jobs: &mpsc::Sender<Job>, job: Job) -> Result<(), Job> {
-        let url_id = job.url.id;
-        self.outstanding.fetch_add(1, Ordering::Relaxed);
-        *lock(&self.per_url).entry(url_id).or_default() += 1;
-        lock(&self.held).insert(job.delivery_id);
+        lock(&self.held).insert(job.delivery_id, job.url.id);
         match jobs.send(job).await {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendError(job)) => {
-                self.finished(url_id);
                 self.recorded(&[job.delivery_id]);
                 Err(job)
             }
         }
     }
 
-    /// The deliveries this worker holds: handed to dispatch and not yet recorded or released.
-    /// The poller never claims one of them, even once its lease has run out while the
-    /// database was away.
+    /// How many jobs this worker holds.
+    pub fn outstanding(&self) -> usize {
+        lock(&self.held).urls.len()
+    }
+
+    /// The deliveries this worker holds (the poller claims none of them).
     pub fn held(&self) -> Vec<i64> {
-        lock(&self.held).iter().copied().collect()
+        lock(&self.held).urls.keys().copied().collect()
     }
 
     /// Their outcome (or release) is written: the poller may claim them again.
     pub fn recorded(&self, ids: &[i64]) {
         let mut held = lock(&self.held);
         for id in ids {
-            held.remove(id);
-        }
-    }
-
-    /// A queued job ended (sent, released or abandoned).
-    pub fn finished(&self, url_id: i64) {
-        self.outstanding.fetch_sub(1, Ordering::Relaxed);
-        let mut per_url = lock(&self.per_url);
-        if let Some(n) = per_url.get_mut(&url_id) {
-            *n -= 1;
-            if *n == 0 {
-                per_url.remove(&url_id);
-            }
+            held.remove(*id);
         }
     }
 
@@ -143,9 +154,10 @@ impl Dispatch {
         pairs.into_iter().filter(|p| waiting.remove(p)).collect()
     }
 
-    /// URLs with as many jobs queued or running as their host may run at once.
+    /// URLs with as many jobs held as their host may run at once.
     pub fn saturated_urls(&self) -> Vec<i64> {
-        lock(&self.per_url)
+        lock(&self.held)
+            .per_url
             .iter()
             .filter(|(_, n)| **n >= self.per_host)
             .map(|(id, _)| *id)
@@ -187,7 +199,7 @@ pub async fn run_jobs(
     }
     jobs.close();
     while let Ok(job) = jobs.try_recv() {
-        let _ = done.send(Done::Release(job.delivery_id, job.url.id));
+        let _ = done.send(Done::Release(job.delivery_id));
     }
 }
 
@@ -218,14 +230,14 @@ async fn run_job(
             } => Some(permits),
         };
         let Some((Ok(_host_permit), Ok(_global_permit))) = permits else {
-            let _ = done.send(Done::Release(job.delivery_id, job.url.id));
+            let _ = done.send(Done::Release(job.delivery_id));
             return;
         };
         if Instant::now() + dispatch.lease_margin >= job.lease_until {
             // Too little lease left for a whole attempt: let it expire and be claimed afresh
             // rather than risk two workers sending at once.
             tracing::debug!("lease too short to start; released");
-            let _ = done.send(Done::Release(job.delivery_id, job.url.id));
+            let _ = done.send(Done::Release(job.delivery_id));
             return;
         }
         tokio::select! {

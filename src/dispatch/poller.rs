@@ -1,7 +1,6 @@
 //! The poller: claims due retries (and deliveries whose worker died) from Postgres.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -41,9 +40,7 @@ pub async fn run_poller(
 /// be due, else until the next retry falls due.
 async fn poll_once(dispatch: &Dispatch, jobs: &mpsc::Sender<Job>) -> crate::store::Result<Option<Duration>> {
     let client = dispatch.pool.get().await?;
-    let free = dispatch
-        .capacity
-        .saturating_sub(dispatch.outstanding.load(Ordering::Relaxed));
+    let free = dispatch.capacity.saturating_sub(dispatch.outstanding());
     if free > 0 {
         let limit = i64::try_from(free).unwrap_or(i64::MAX);
         let per_url = i64::try_from(dispatch.per_host).unwrap_or(i64::MAX);

@@ -17,8 +17,8 @@ const BATCH: usize = 512;
 #[derive(Debug)]
 pub enum Done {
     Attempt(AttemptRecord),
-    /// Claimed but not started (delivery id, URL id): give the lease back.
-    Release(i64, i64),
+    /// Claimed but not started (delivery id): give the lease back.
+    Release(i64),
 }
 
 /// Runs until every sender of `done` is gone, so nothing handed back is lost at shutdown.
@@ -45,14 +45,8 @@ pub async fn run_recorder(
         let mut releases = Vec::new();
         for d in batch {
             match d {
-                Done::Attempt(r) => {
-                    dispatch.finished(r.url_id);
-                    records.push(r);
-                }
-                Done::Release(id, url_id) => {
-                    dispatch.finished(url_id);
-                    releases.push(id);
-                }
+                Done::Attempt(r) => records.push(r),
+                Done::Release(id) => releases.push(id),
             }
         }
         // Each step is retried on its own, so a failure after a commit never repeats it.
