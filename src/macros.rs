@@ -147,6 +147,8 @@ pub struct Template {
     /// For a URL template: how many path segments it has, checked once by `parse_url`, so each
     /// render only compares against it.
     path_segments: Option<usize>,
+    /// For a URL template: its literal `host:port`, the key of the per-host limit.
+    host_port: String,
 }
 
 impl Template {
@@ -187,6 +189,7 @@ impl Template {
         Ok(Template {
             segments,
             path_segments: None,
+            host_port: String::new(),
         })
     }
 
@@ -224,7 +227,17 @@ impl Template {
             return Err(TemplateError::MacroInAuthority(text.to_owned()));
         }
         template.path_segments = path_segment_count(&sample);
+        template.host_port = format!(
+            "{}:{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or(0)
+        );
         Ok(template)
+    }
+
+    /// A URL template's `host:port` (the same for every rendering: `parse_url` checks it).
+    pub fn host_port(&self) -> &str {
+        &self.host_port
     }
 
     /// Parses a POST body template; a JSON one must stay valid JSON for any value.

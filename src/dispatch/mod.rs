@@ -14,7 +14,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::macros::{Escape, Template};
+use crate::macros::Escape;
 use crate::ops::Metrics;
 use crate::retry::{ErrorCode, Schedule, Verdict, at_least_the_step, classify, jitter};
 use crate::sender::{self, Sender};
@@ -50,31 +50,47 @@ pub struct Dispatch {
 }
 
 /// The jobs a worker holds, from [`Dispatch::submit`] until their outcome (or the release of
-/// their lease) is written, in all and per URL: the poller claims no more than can start soon,
-/// skips URLs that already have all the work their host can take, and never claims one of them
-/// again, even once its lease has run out while the database was away and its record waits.
+/// their lease) is written, in all and per host: the poller claims no more than can start soon,
+/// skips the URLs of hosts that already have all the work they may run at once, and never
+/// claims one of these again, even once its lease has run out while the database was away and
+/// its record waits.
 #[derive(Default)]
 struct Held {
-    /// Delivery id → URL id.
-    urls: HashMap<i64, i64>,
-    per_url: HashMap<i64, usize>,
+    /// Delivery id → host:port.
+    jobs: HashMap<i64, String>,
+    per_host: HashMap<String, usize>,
+    /// URL id → host:port, of every URL this worker has sent to.
+    url_hosts: HashMap<i64, String>,
 }
 
 impl Held {
-    fn insert(&mut self, delivery_id: i64, url_id: i64) {
-        if self.urls.insert(delivery_id, url_id).is_none() {
-            *self.per_url.entry(url_id).or_default() += 1;
+    fn insert(&mut self, delivery_id: i64, url_id: i64, host: &str) {
+        self.url_hosts.entry(url_id).or_insert_with(|| host.to_owned());
+        if self.jobs.insert(delivery_id, host.to_owned()).is_none() {
+            *self.per_host.entry(host.to_owned()).or_default() += 1;
         }
     }
 
+    /// URLs whose host has `limit` jobs held or more.
+    fn saturated(&self, limit: usize) -> Vec<i64> {
+        let mut urls: Vec<i64> = self
+            .url_hosts
+            .iter()
+            .filter(|(_, host)| self.per_host.get(*host).is_some_and(|n| *n >= limit))
+            .map(|(id, _)| *id)
+            .collect();
+        urls.sort_unstable();
+        urls
+    }
+
     fn remove(&mut self, delivery_id: i64) {
-        let Some(url_id) = self.urls.remove(&delivery_id) else {
+        let Some(host) = self.jobs.remove(&delivery_id) else {
             return;
         };
-        if let Some(n) = self.per_url.get_mut(&url_id) {
+        if let Some(n) = self.per_host.get_mut(&host) {
             *n -= 1;
             if *n == 0 {
-                self.per_url.remove(&url_id);
+                self.per_host.remove(&host);
             }
         }
     }
@@ -110,7 +126,7 @@ impl Dispatch {
     /// Queues a claimed job for sending. When dispatch has stopped taking jobs, the job comes
     /// back (its lease is to be released).
     pub async fn submit(&self, jobs: &mpsc::Sender<Job>, job: Job) -> Result<(), Job> {
-        lock(&self.held).insert(job.delivery_id, job.url.id);
+        lock(&self.held).insert(job.delivery_id, job.url.id, job.url.host());
         match jobs.send(job).await {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendError(job)) => {
@@ -122,12 +138,12 @@ impl Dispatch {
 
     /// How many jobs this worker holds.
     pub fn outstanding(&self) -> usize {
-        lock(&self.held).urls.len()
+        lock(&self.held).jobs.len()
     }
 
     /// The deliveries this worker holds (the poller claims none of them).
     pub fn held(&self) -> Vec<i64> {
-        lock(&self.held).urls.keys().copied().collect()
+        lock(&self.held).jobs.keys().copied().collect()
     }
 
     /// Their outcome (or release) is written: the poller may claim them again.
@@ -154,14 +170,9 @@ impl Dispatch {
         pairs.into_iter().filter(|p| waiting.remove(p)).collect()
     }
 
-    /// URLs with as many jobs held as their host may run at once.
+    /// URLs whose host has as many jobs held as it may run at once.
     pub fn saturated_urls(&self) -> Vec<i64> {
-        lock(&self.held)
-            .per_url
-            .iter()
-            .filter(|(_, n)| **n >= self.per_host)
-            .map(|(id, _)| *id)
-            .collect()
+        lock(&self.held).saturated(self.per_host)
     }
 
     fn host_limit(&self, host: &str) -> Arc<Semaphore> {
@@ -214,12 +225,7 @@ async fn run_job(
         url_id = job.url.id, attempt = job.attempt);
     async move {
         let prepared = prepare(&job);
-        let host = prepared
-            .as_ref()
-            .ok()
-            .map(|r| host_key(&r.url))
-            .unwrap_or_default();
-        let host_limit = dispatch.host_limit(&host);
+        let host_limit = dispatch.host_limit(job.url.host());
         let permits = tokio::select! {
             biased;
             _ = stop.cancelled() => None,
@@ -234,7 +240,7 @@ async fn run_job(
             return;
         };
         if Instant::now() + dispatch.lease_margin >= job.lease_until {
-            // Too little lease left for a whole attempt: let it expire and be claimed afresh
+            // Too little lease left for a whole attempt: give it back to be claimed afresh
             // rather than risk two workers sending at once.
             tracing::debug!("lease too short to start; released");
             let _ = done.send(Done::Release(job.delivery_id));
@@ -253,23 +259,12 @@ async fn run_job(
     .await
 }
 
-/// The receiver's host:port, the key of the per-host limit.
-fn host_key(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => format!(
-            "{}:{}",
-            u.host_str().unwrap_or_default(),
-            u.port_or_known_default().unwrap_or(0)
-        ),
-        Err(_) => String::new(),
-    }
-}
-
 /// Renders the request from the URL's current row and the delivery's event.
 fn prepare(job: &Job) -> Result<sender::Request, String> {
     let rand = Uuid::new_v4().to_string();
-    let template = Template::parse_url(&job.url.url).map_err(|e| e.to_string())?;
-    let url = template
+    let templates = job.url.templates.as_ref().map_err(Clone::clone)?;
+    let url = templates
+        .url
         .render_url(&job.event, &rand)
         .map_err(|e| e.to_string())?;
     let method = if job.url.method == "POST" {
@@ -283,10 +278,8 @@ fn prepare(job: &Job) -> Result<sender::Request, String> {
             Escape::Form => "application/x-www-form-urlencoded",
             _ => "application/json",
         };
-        let text = match &job.url.body {
-            Some(t) => Template::parse_body(t, escape)
-                .map_err(|e| e.to_string())?
-                .render(&job.event, escape, &rand),
+        let text = match &templates.body {
+            Some(t) => t.render(&job.event, escape, &rand),
             None => job.event.canonical_json().to_string(),
         };
         Some((text, content_type))
@@ -385,4 +378,26 @@ fn log_attempt(url: &str, response: &sender::Response, state: &str) {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Held;
+
+    #[test]
+    fn a_host_saturated_through_one_url_skips_its_other_urls_too() {
+        let mut held = Held::default();
+        held.insert(1, 10, "tracker.test:443");
+        held.insert(2, 11, "other.test:443");
+        assert_eq!(held.saturated(2), Vec::<i64>::new());
+        held.insert(3, 10, "tracker.test:443");
+        held.insert(3, 10, "tracker.test:443"); // the same job again counts once
+        assert_eq!(held.saturated(2), vec![10]);
+        held.insert(4, 12, "tracker.test:443"); // a third URL of the same host
+        assert_eq!(held.saturated(2), vec![10, 12]);
+        held.remove(1);
+        held.remove(3);
+        assert_eq!(held.saturated(2), Vec::<i64>::new(), "back under the limit");
+        assert_eq!(held.jobs.len(), 2);
+    }
 }

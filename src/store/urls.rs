@@ -6,7 +6,7 @@ use tokio_postgres::Row;
 
 use super::{Result, StoreError};
 use crate::event::{Event, Status};
-use crate::macros::Escape;
+use crate::macros::{Escape, Template};
 
 /// One cross-postback URL as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,6 +21,31 @@ pub struct UrlRow {
     pub content_type: String,
     pub follow_redirects: bool,
     pub enabled: bool,
+    /// The templates, parsed once when the row is read (every attempt renders from them), or
+    /// why they do not parse.
+    #[serde(skip)]
+    pub templates: std::result::Result<Templates, String>,
+}
+
+/// A URL's parsed templates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Templates {
+    pub url: Template,
+    /// A POST's body template, when it has one (validated by `urls add`).
+    pub body: Option<Template>,
+}
+
+impl Templates {
+    fn parse(url: &str, method: &str, body: Option<&str>) -> std::result::Result<Templates, String> {
+        let body = match body {
+            Some(text) if method == "POST" => Some(Template::parse(text).map_err(|e| e.to_string())?),
+            _ => None,
+        };
+        Ok(Templates {
+            url: Template::parse_url(url).map_err(|e| e.to_string())?,
+            body,
+        })
+    }
 }
 
 pub(crate) const COLUMNS: &str =
@@ -28,17 +53,22 @@ pub(crate) const COLUMNS: &str =
 
 impl UrlRow {
     pub(crate) fn from_row(row: &Row) -> UrlRow {
+        let url: String = row.get("url");
+        let method: String = row.get("method");
+        let body: Option<String> = row.get("body");
+        let templates = Templates::parse(&url, &method, body.as_deref());
         UrlRow {
             id: row.get("id"),
             offer_id: row.get("offer_id"),
-            url: row.get("url"),
-            method: row.get("method"),
+            url,
+            method,
             goal: row.get("goal"),
             statuses: row.get("statuses"),
-            body: row.get("body"),
+            body,
             content_type: row.get("content_type"),
             follow_redirects: row.get("follow_redirects"),
             enabled: row.get("enabled"),
+            templates,
         }
     }
 
@@ -52,6 +82,12 @@ impl UrlRow {
                 .is_some_and(|g| g.to_lowercase() == want.to_lowercase()),
         };
         goal_ok && self.statuses.iter().any(|s| s == event.status.as_str())
+    }
+
+    /// The `host:port` its requests go to, the key of the per-host limit (empty when the
+    /// template does not parse: such a URL sends nothing).
+    pub fn host(&self) -> &str {
+        self.templates.as_ref().map_or("", |t| t.url.host_port())
     }
 
     pub fn body_escape(&self) -> Escape {
