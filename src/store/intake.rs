@@ -5,11 +5,11 @@
 //! replicas deciding the same conversion serialise and never deadlock each other.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
 use super::Result;
@@ -97,20 +97,18 @@ pub async fn log_batch(
         offers.sort_unstable();
         offers.dedup();
         // One round trip: the statements are sent together and run in order, the locks first.
-        let (by_ids, by_offers, urls_sql) = (
-            [&ids as &(dyn ToSql + Sync)],
-            [&offers as &(dyn ToSql + Sync)],
-            read_urls_sql(),
-        );
+        let (by_ids, by_offers) = ([&ids as &(dyn ToSql + Sync)], [&offers as &(dyn ToSql + Sync)]);
         let (_, conversions, urls, deliveries) = tokio::try_join!(
             super::execute(&tx, LOCK_CONVERSIONS, &by_ids),
             super::query(&tx, READ_CONVERSIONS, &by_ids),
-            super::query(&tx, &urls_sql, &by_offers),
+            super::query(&tx, &READ_URLS, &by_offers),
             super::query(&tx, READ_OPEN_DELIVERIES, &by_ids),
         )?;
         for row in conversions {
-            let history: serde_json::Value = row.get(1);
-            let history = serde_json::from_value(history).unwrap_or_default();
+            let history = row
+                .try_get::<_, Json<History>>(1)
+                .map(|j| j.0)
+                .unwrap_or_default();
             histories.insert(row.get(0), history);
         }
         for row in urls {
@@ -205,16 +203,16 @@ pub async fn log_batch(
 
 /// Transaction-scoped advisory locks on the batch's conversions, in hash order, so replicas
 /// deciding the same conversion serialise and never deadlock.
-const LOCK_CONVERSIONS: &str = "SELECT pg_advisory_xact_lock(h) FROM
+pub(super) const LOCK_CONVERSIONS: &str = "SELECT pg_advisory_xact_lock(h) FROM
     (SELECT DISTINCT hashtextextended(c, 0) AS h FROM unnest($1::text[]) AS c) AS s
     ORDER BY h";
 
 const READ_CONVERSIONS: &str = "SELECT conversion_id, history FROM conversions WHERE conversion_id = ANY($1)";
 
 /// FOR SHARE: a concurrent `urls disable` waits for this commit, then cancels what it logged.
-fn read_urls_sql() -> String {
+static READ_URLS: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {COLUMNS} FROM cross_postback_urls WHERE enabled AND offer_id = ANY($1) FOR SHARE")
-}
+});
 
 /// Locked (FOR UPDATE), so a poller cannot lease one of these between this read and the
 /// superseding: it either leased it before (and this sees the lease) or skips it.
@@ -247,8 +245,9 @@ async fn write_conversions(
     let mut ids = Vec::with_capacity(changed.len());
     let (mut offers, mut affiliates, mut statuses, mut announced, mut hist, mut times) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let empty = History::default();
     for (id, event) in changed {
-        let history = histories.get(id).cloned().unwrap_or_default();
+        let history = histories.get(id).unwrap_or(&empty);
         let newest: Option<DateTime<Utc>> = history.accepted.last().map(|e| e.updated_at);
         ids.push(id.as_str());
         offers.push(event.offer_id.as_str());
@@ -262,7 +261,7 @@ async fn write_conversions(
         );
         announced.push(history.last_announced.map(|s| s.as_str()));
         times.push(newest.unwrap_or(event.updated_at));
-        hist.push(serde_json::to_value(&history).unwrap_or(serde_json::Value::Null));
+        hist.push(Json(history));
     }
     super::execute(
         tx,
@@ -288,23 +287,10 @@ async fn write_deliveries(
     if new.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let count = i64::try_from(new.len()).unwrap_or(i64::MAX);
-    let ids: Vec<i64> = super::query(
-        tx,
-        "SELECT nextval(pg_get_serial_sequence('deliveries', 'id')) FROM generate_series(1, $1::bigint)",
-        &[&count],
-    )
-    .await?
-    .iter()
-    .map(|r| r.get(0))
-    .collect();
     let conversions: Vec<&str> = new.iter().map(|n| n.conversion_id.as_str()).collect();
     let url_ids: Vec<i64> = new.iter().map(|n| n.url.id).collect();
     let statuses: Vec<&str> = new.iter().map(|n| n.event.status.as_str()).collect();
-    let events: Vec<serde_json::Value> = new
-        .iter()
-        .map(|n| serde_json::to_value(&*n.event).unwrap_or(serde_json::Value::Null))
-        .collect();
+    let events: Vec<Json<&Event>> = new.iter().map(|n| Json(&*n.event)).collect();
     let states: Vec<&str> = new
         .iter()
         .map(|n| if n.superseded { "superseded" } else { "pending" })
@@ -313,17 +299,38 @@ async fn write_deliveries(
     // batch superseded: it counts as in flight) and waiting deliveries (released after the ack).
     let leased: Vec<bool> = new.iter().map(|n| n.leased || !n.superseded).collect();
     let lease_ms = lease.as_millis() as f64;
-    super::execute(
+    // One round trip: the ids are drawn, the rows inserted, and the ids returned in the
+    // batch's order (the CTE is materialised once: it is read twice and calls nextval).
+    let ids: Vec<i64> = super::query(
         tx,
-        "INSERT INTO deliveries (id, conversion_id, url_id, status, event, state, next_attempt_at, lease_owner, lease_until)
-         SELECT id, c, u, s, e, st, now(),
-                CASE WHEN l THEN $7::uuid END,
-                CASE WHEN l THEN now() + $8::float8 * interval '1 millisecond' END
-         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::jsonb[], $6::text[], $9::bool[])
-              AS t(id, c, u, s, e, st, l)",
-        &[&ids, &conversions, &url_ids, &statuses, &events, &states, &owner, &lease_ms, &leased],
+        "WITH t AS (
+             SELECT nextval(pg_get_serial_sequence('deliveries', 'id')) AS id, c, u, s, e, st, l, ord
+             FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[], $5::text[], $8::bool[])
+                  WITH ORDINALITY AS t(c, u, s, e, st, l, ord)
+         ), inserted AS (
+             INSERT INTO deliveries (id, conversion_id, url_id, status, event, state, next_attempt_at,
+                                     lease_owner, lease_until)
+             SELECT id, c, u, s, e, st, now(),
+                    CASE WHEN l THEN $6::uuid END,
+                    CASE WHEN l THEN now() + $7::float8 * interval '1 millisecond' END
+             FROM t
+         )
+         SELECT id FROM t ORDER BY ord",
+        &[
+            &conversions,
+            &url_ids,
+            &statuses,
+            &events,
+            &states,
+            &owner,
+            &lease_ms,
+            &leased,
+        ],
     )
-    .await?;
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
     let lease_until = started + lease;
     let jobs = new
         .iter()

@@ -187,13 +187,8 @@ async fn lock_conversions(tx: &impl GenericClient, conversions: &[String]) -> Re
     if conversions.is_empty() {
         return Ok(());
     }
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(h) FROM
-           (SELECT DISTINCT hashtextextended(c, 0) AS h FROM unnest($1::text[]) AS c) AS s
-         ORDER BY h",
-        &[&conversions],
-    )
-    .await?;
+    tx.execute(super::intake::LOCK_CONVERSIONS, &[&conversions])
+        .await?;
     Ok(())
 }
 
