@@ -1,6 +1,6 @@
 //! `deliveries` and `attempts` on the dispatch side: claim due deliveries with a lease, record
 //! attempts (many in one transaction), hand a conversion's next delivery to the same URL on
-//! once the one in flight ends, release leases at shutdown.
+//! once the one in flight ends, and give back leases of deliveries that will not be sent now.
 
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -205,27 +205,28 @@ pub async fn record(
         return Ok(());
     }
     let tx = client.transaction().await?;
-    let col = |f: fn(&AttemptRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
+    // Borrowed from the records: nothing is copied to be bound.
+    let col = |f: for<'r> fn(&'r AttemptRecord) -> Option<&'r str>| records.iter().map(f).collect::<Vec<_>>();
     let delivery_ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
     let url_ids: Vec<i64> = records.iter().map(|r| r.url_id).collect();
-    let urls = col(|r| Some(r.url.clone()));
-    let methods = col(|r| Some(r.method.clone()));
-    let conversions = col(|r| Some(r.event.conversion_id.clone()));
-    let affiliates = col(|r| Some(r.event.affiliate_id.clone()));
-    let affiliate_names = col(|r| r.event.field("affiliate_name").map(str::to_owned));
-    let offers = col(|r| Some(r.event.offer_id.clone()));
-    let offer_names = col(|r| r.event.field("offer_name").map(str::to_owned));
-    let goals = col(|r| r.event.field("goal").map(str::to_owned));
-    let statuses = col(|r| Some(r.event.status.as_str().to_owned()));
+    let urls = col(|r| Some(&r.url));
+    let methods = col(|r| Some(&r.method));
+    let conversions = col(|r| Some(&r.event.conversion_id));
+    let affiliates = col(|r| Some(&r.event.affiliate_id));
+    let affiliate_names = col(|r| r.event.field("affiliate_name"));
+    let offers = col(|r| Some(&r.event.offer_id));
+    let offer_names = col(|r| r.event.field("offer_name"));
+    let goals = col(|r| r.event.field("goal"));
+    let statuses = col(|r| Some(r.event.status.as_str()));
     let payouts: Vec<Option<Decimal>> = records.iter().map(|r| r.event.payout).collect();
     let revenues: Vec<Option<Decimal>> = records.iter().map(|r| r.event.revenue).collect();
-    let currencies = col(|r| r.event.field("currency").map(str::to_owned));
-    let comments = col(|r| r.event.field("comment").map(str::to_owned));
+    let currencies = col(|r| r.event.field("currency"));
+    let comments = col(|r| r.event.field("comment"));
     let attempt_nos: Vec<i32> = records.iter().map(|r| r.attempt).collect();
     let codes: Vec<Option<i32>> = records.iter().map(|r| r.http_code).collect();
-    let error_codes = col(|r| r.error_code.map(str::to_owned));
-    let errors = col(|r| r.error.clone());
-    let excerpts = col(|r| r.response_excerpt.clone());
+    let error_codes = col(|r| r.error_code);
+    let errors = col(|r| r.error.as_deref());
+    let excerpts = col(|r| r.response_excerpt.as_deref());
     let durations: Vec<i32> = records.iter().map(|r| r.duration_ms).collect();
     let sent: Vec<DateTime<Utc>> = records.iter().map(|r| r.sent_at).collect();
     let states: Vec<&str> = records.iter().map(|r| r.state).collect();
@@ -284,7 +285,8 @@ pub async fn record(
     Ok(())
 }
 
-/// Gives back leases of claimed deliveries that were never started (at shutdown).
+/// Gives back this worker's leases of deliveries it will not send now: claimed but not
+/// started (shutdown, too little lease left), or written by intake to wait for an ack.
 pub async fn release(client: &impl GenericClient, owner: Uuid, ids: &[i64]) -> Result<u64> {
     super::execute(
         client,
