@@ -282,7 +282,7 @@ fn prepare(job: &Job) -> Result<sender::Request, String> {
             Some(t) => t.render(&job.event, escape, &rand),
             None => job.event.canonical_json().to_string(),
         };
-        Some((text, content_type))
+        Some((bytes::Bytes::from(text), content_type))
     } else {
         None
     };
