@@ -13,10 +13,10 @@ use lapin::options::BasicAckOptions;
 pub struct Acks {
     channel: Channel,
     state: Mutex<State>,
-    /// The newest tag acked; held across the ack so acks go out in increasing order.
-    acked: tokio::sync::Mutex<u64>,
-    /// The same, for lanes waiting for their tags to be acked.
-    acked_watch: tokio::sync::watch::Sender<u64>,
+    /// Held across an ack, so acks go out in increasing order.
+    acking: tokio::sync::Mutex<()>,
+    /// The newest tag acked, watched by lanes waiting for their tags to be acked.
+    acked: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -32,8 +32,8 @@ impl Acks {
         Acks {
             channel,
             state: Mutex::new(State::default()),
-            acked: tokio::sync::Mutex::new(0),
-            acked_watch: tokio::sync::watch::Sender::new(0),
+            acking: tokio::sync::Mutex::new(()),
+            acked: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -46,20 +46,19 @@ impl Acks {
     pub async fn done(&self, tags: impl IntoIterator<Item = u64>) -> Result<(), lapin::Error> {
         let frontier = self.lock().complete(tags);
         let Some(tag) = frontier else { return Ok(()) };
-        let mut acked = self.acked.lock().await;
-        if tag > *acked {
+        let _acking = self.acking.lock().await;
+        if tag > *self.acked.borrow() {
             self.channel
                 .basic_ack(tag, BasicAckOptions { multiple: true })
                 .await?;
-            *acked = tag;
-            self.acked_watch.send_replace(tag);
+            self.acked.send_replace(tag);
         }
         Ok(())
     }
 
     /// Waits until every tag up to `tag` is acked.
     pub async fn wait_acked(&self, tag: u64) {
-        let mut acked = self.acked_watch.subscribe();
+        let mut acked = self.acked.subscribe();
         // The sender lives in `self`, so the wait ends only by the condition.
         let _ = acked.wait_for(|a| *a >= tag).await;
     }
