@@ -46,7 +46,7 @@ impl Guard {
 }
 
 /// Whether an address is publicly routable unicast.
-pub fn is_global(ip: IpAddr) -> bool {
+fn is_global(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_global_v4(v4),
         IpAddr::V6(v6) => is_global_v6(v6),

@@ -80,6 +80,7 @@ impl Schedule {
         Schedule { steps }
     }
 
+    #[cfg(test)]
     pub fn max_attempts(&self) -> u32 {
         u32::try_from(self.steps.len()).unwrap_or(u32::MAX - 1) + 1
     }
