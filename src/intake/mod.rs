@@ -286,7 +286,7 @@ impl Intake {
             )
         } else {
             match event::parse(&d.data) {
-                Ok(event) => return sql::Message::Valid(event),
+                Ok(event) => return sql::Message::Valid(Arc::new(event)),
                 Err(invalid) => invalid.0,
             }
         };

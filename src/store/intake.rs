@@ -21,7 +21,7 @@ use crate::event::Event;
 /// A message as intake hands it to the store.
 #[derive(Debug)]
 pub enum Message {
-    Valid(Event),
+    Valid(Arc<Event>),
     Invalid(Rejected),
 }
 
@@ -81,7 +81,7 @@ pub async fn log_batch(
     let events: Vec<&Event> = messages
         .iter()
         .filter_map(|m| match m {
-            Message::Valid(e) => Some(e),
+            Message::Valid(e) => Some(&**e),
             Message::Invalid(_) => None,
         })
         .collect();
@@ -150,7 +150,7 @@ pub async fn log_batch(
         if decision != Decision::Announced {
             continue;
         }
-        let shared = Arc::new(event.clone());
+        let shared = Arc::clone(event);
         for url in urls_by_offer.get(&event.offer_id).into_iter().flatten() {
             if !url.matches(event) {
                 continue;
