@@ -1,11 +1,8 @@
 //! The binary: bad configuration and arguments stop it with one line; SIGTERM stops it cleanly.
 
-use std::time::{Duration, Instant};
-
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::json;
 
+use crate::harness::child::Daemon;
 use crate::harness::*;
 
 #[tokio::test]
@@ -17,9 +14,10 @@ async fn a_bad_config_value_stops_start_up_naming_the_key() {
         ("XPB_DELIVERY__NOPE", "1", "unknown key `delivery.nope`"),
     ];
     for (var, value, want) in cases {
-        let out = env.command().arg("run").env(var, value).output().expect("runs");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{var}={value}: {err}");
+        let mut run = env.command();
+        run.arg("run").env(var, value);
+        let (code, _, err) = output_within_deadline(run).await;
+        assert_eq!(code, 1, "{var}={value}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
         assert!(err.contains(want), "{err} should name {want}");
     }
@@ -50,28 +48,10 @@ async fn sigterm_stops_consuming_and_exits_zero() {
     let env = Env::new().await;
     let rx = Receiver::start().await;
     env.add_url("1", &rx.url("/x")).await;
-    let (mut child, mut lines) = env.spawn_daemon();
-    let started = Instant::now();
-    loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.recv())
-            .await
-            .expect("daemon logs")
-            .expect("log line");
-        if line.contains("consuming") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "daemon never consumed"
-        );
-    }
+    let mut daemon = Daemon::spawn(&env, &[]);
+    daemon.wait_for_line(&["consuming"]).await;
     env.publish(&[ev("c1", "approved", 0, json!({}))]).await;
     rx.wait_for(1).await;
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("signal");
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(daemon.terminate().await.code(), Some(0));
     assert_eq!(env.ready_messages(&env.cfg.amqp.queue).await, 0);
 }

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::json;
 
+use crate::harness::child::Daemon;
 use crate::harness::*;
 
 #[tokio::test]
@@ -20,12 +19,11 @@ async fn sigkill_between_send_and_record_is_resent_with_the_same_key_and_redeliv
         retry_after: None,
         delay: Duration::from_secs(10),
     }]);
-    let (mut child, _logs) = env.spawn_daemon();
+    let daemon = Daemon::spawn(&env, &[]);
     let event = ev("c1", "approved", 0, json!({"event_id": "e-crash"}));
     env.publish(std::slice::from_ref(&event)).await;
     let first = rx.wait_for(1).await.remove(0);
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("SIGKILL");
-    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    daemon.kill().await; // SIGKILL
 
     let pg = env.pg().await;
     assert_eq!(

@@ -150,18 +150,18 @@ async fn disabling_a_url_cancels_its_pending_deliveries_and_enabling_revives_non
         daemon,
         pg,
     } = retry_waiting(ms(60_000), "/x", "approved").await;
-    let (code, out, err) = env.cli(&["urls", "disable", &id.to_string()]);
+    let (code, out, err) = env.cli_async(&["urls", "disable", &id.to_string()]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("cancelled 1"), "{out}");
-    let (code, _, err) = env.cli(&["urls", "enable", &id.to_string()]);
+    let (code, _, err) = env.cli_async(&["urls", "enable", &id.to_string()]).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         count(&pg, "SELECT count(*) FROM deliveries WHERE state = 'cancelled'").await,
         1
     );
-    let (code, _, err) = env.cli(&["urls", "remove", &id.to_string()]);
+    let (code, _, err) = env.cli_async(&["urls", "remove", &id.to_string()]).await;
     assert_eq!(code, 0, "{err}");
-    let (_, list, _) = env.cli(&["urls", "list"]);
+    let (_, list, _) = env.cli_async(&["urls", "list"]).await;
     assert!(!list.contains("/x"), "removed URLs are not listed: {list}");
     assert_eq!(
         count(&pg, "SELECT count(*) FROM attempts").await,

@@ -11,11 +11,13 @@ async fn the_readme_walkthrough_works_with_the_shipped_examples() {
     let rx = Receiver::start().await;
     let template =
         rx.url("/postback?click={clickid}&conv={conversion_id}&status={status}&sum={sum}&cur={currency}");
-    let (code, _, err) = env.cli(&["urls", "add", "--offer", "42", "--url", &template]);
+    let (code, _, err) = env
+        .cli_async(&["urls", "add", "--offer", "42", "--url", &template])
+        .await;
     assert_eq!(code, 0, "{err}");
     let daemon = env.start().await;
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/events.jsonl");
-    let (code, out, err) = env.cli(&["publish", examples]);
+    let (code, out, err) = env.cli_async(&["publish", examples]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("published 9 messages"), "{out}");
 
@@ -48,7 +50,9 @@ async fn the_readme_walkthrough_works_with_the_shipped_examples() {
         .collect();
     assert_eq!(sent, want);
 
-    let (code, out, err) = env.cli(&["attempts", "--conversion", "demo-1", "--format", "csv"]);
+    let (code, out, err) = env
+        .cli_async(&["attempts", "--conversion", "demo-1", "--format", "csv"])
+        .await;
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
@@ -67,12 +71,14 @@ async fn publish_exits_non_zero_when_the_broker_returns_a_message() {
     let env = Env::new().await;
     let file = std::env::temp_dir().join(format!("xpb-publish-{}.jsonl", uuid::Uuid::new_v4()));
     std::fs::write(&file, ev("c1", "approved", 0, serde_json::json!({}))).expect("write");
-    let (code, _, err) = env.cli(&[
-        "publish",
-        file.to_str().expect("path"),
-        "--routing-key",
-        "no.binding.matches",
-    ]);
+    let (code, _, err) = env
+        .cli_async(&[
+            "publish",
+            file.to_str().expect("path"),
+            "--routing-key",
+            "no.binding.matches",
+        ])
+        .await;
     let _ = std::fs::remove_file(&file);
     assert_ne!(code, 0);
     assert!(err.contains("1 of 1 messages were not accepted"), "{err}");

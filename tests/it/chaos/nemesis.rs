@@ -7,8 +7,6 @@ use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -216,18 +214,7 @@ impl DaemonProcess {
     /// SIGTERM, then waits for the exit (SIGKILL after 30 s).
     pub async fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("a daemon runs");
-        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return child.wait().expect("killed daemon reaped");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::harness::child::terminate(&mut child).await
     }
 }
 

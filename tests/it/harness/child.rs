@@ -1,7 +1,10 @@
 //! The real binary as a child process with extra settings, its log lines kept for assertions.
 
-use std::process::{Child, Stdio};
-use std::time::Duration;
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -63,7 +66,12 @@ impl Daemon {
         }
     }
 
-    /// Kills the process and returns every line it wrote.
+    /// SIGTERM, as an operator stops it; returns how it exited.
+    pub async fn terminate(mut self) -> ExitStatus {
+        terminate(&mut self.child).await
+    }
+
+    /// Kills the process (SIGKILL) and returns every line it wrote.
     pub async fn kill(mut self) -> Vec<String> {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -72,6 +80,23 @@ impl Daemon {
             self.seen.push(line);
         }
         std::mem::take(&mut self.seen)
+    }
+}
+
+/// Sends SIGTERM and waits for the exit, with a deadline; after it, SIGKILL (and the test sees a
+/// status that is not success).
+pub async fn terminate(child: &mut Child) -> ExitStatus {
+    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return child.wait().expect("killed daemon reaped");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -269,25 +269,6 @@ impl Env {
         cmd
     }
 
-    /// Starts `cross-postback run` as a separate process; its log lines arrive on the channel.
-    pub fn spawn_daemon(&self) -> (std::process::Child, tokio::sync::mpsc::UnboundedReceiver<String>) {
-        use std::io::BufRead;
-        let mut child = self
-            .command()
-            .arg("run")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("daemon starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        (child, rx)
-    }
-
     /// Runs a CLI command to the end; returns (exit code, stdout, stderr).
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let out = self.command().args(args).output().expect("binary runs");
@@ -301,18 +282,27 @@ impl Env {
     /// Like [`Env::cli`], but awaited, with a deadline: a daemon running in-process keeps
     /// working (and lets go of its row locks) while the command runs.
     pub async fn cli_async(&self, args: &[&str]) -> (i32, String, String) {
-        let mut cmd = tokio::process::Command::from(self.command());
-        cmd.args(args).kill_on_drop(true);
-        let out = tokio::time::timeout(DEADLINE, cmd.output())
-            .await
-            .unwrap_or_else(|_| panic!("cross-postback {args:?} did not end within {DEADLINE:?}"))
-            .expect("binary runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let mut cmd = self.command();
+        cmd.args(args);
+        output_within_deadline(cmd).await
     }
+}
+
+/// Runs a command to the end, awaited, failing the test if it outlives [`DEADLINE`]; returns
+/// (exit code, stdout, stderr).
+pub async fn output_within_deadline(cmd: std::process::Command) -> (i32, String, String) {
+    let what = format!("{cmd:?}");
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(true);
+    let out = tokio::time::timeout(DEADLINE, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not end within {DEADLINE:?}"))
+        .expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 impl Drop for Env {
