@@ -9,10 +9,6 @@ use serde_json::json;
 use crate::harness::raw::{Answer, RawServer};
 use crate::harness::*;
 
-fn s(v: &str) -> Option<String> {
-    Some(v.to_owned())
-}
-
 #[tokio::test]
 async fn a_slow_drip_body_ends_at_the_timeout_and_frees_the_host_slot() {
     let mut env = Env::new().await;

@@ -20,10 +20,6 @@ async fn deliveries(pg: &tokio_postgres::Client) -> Vec<Vec<Option<String>>> {
     rows(pg, "SELECT state, attempts::text FROM deliveries ORDER BY id").await
 }
 
-fn s(v: &str) -> Option<String> {
-    Some(v.to_owned())
-}
-
 #[tokio::test]
 async fn a_loopback_target_is_blocked_once_and_never_contacted() {
     let env = Env::new().await;

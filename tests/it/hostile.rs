@@ -5,8 +5,6 @@
 //! unknown status, a bad timestamp, a small oversized message); these are the nastier ones.
 //! Valid-but-odd events (unknown fields nested deep, `1e5`, extreme timestamps) are delivered.
 
-use lapin::options::BasicGetOptions;
-use lapin::types::AMQPValue;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -150,7 +148,7 @@ async fn hostile_messages_are_rejected_once_dead_lettered_and_the_worker_goes_on
     let reqs = rx.wait_for(valid.len() + 1).await;
     let pg = env.pg().await;
     wait_count(&pg, "SELECT count(*) FROM rejected_messages", cases.len() as i64).await;
-    let dead = drain_dead_letters(&env, cases.len()).await;
+    let dead = env.dead_letters(cases.len()).await;
     daemon.stop().await;
 
     // Every valid one was delivered, with its exact payout.
@@ -224,37 +222,4 @@ async fn hostile_messages_are_rejected_once_dead_lettered_and_the_worker_goes_on
         valid.len() as i64 + 1,
         "no rejected message left a conversion behind"
     );
-}
-
-/// Takes exactly `n` messages from the dead-letter queue (then checks it is empty):
-/// (body, x-xpb-reason).
-async fn drain_dead_letters(env: &Env, n: usize) -> Vec<(Vec<u8>, String)> {
-    let conn = cross_postback::amqp::connect(&env.cfg.amqp.url, "xpb-test dlq")
-        .await
-        .expect("broker");
-    let ch = conn.create_channel().await.expect("channel");
-    let queue = env.cfg.amqp.dead_letter_queue.as_str();
-    let mut dead = Vec::new();
-    for _ in 0..n {
-        let msg = eventually("a dead-lettered message", || async {
-            ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })
-                .await
-                .ok()
-                .flatten()
-        })
-        .await;
-        let headers = msg.delivery.properties.headers().clone().unwrap_or_default();
-        let reason = match headers.inner().get("x-xpb-reason") {
-            Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-            other => panic!("x-xpb-reason header missing: {other:?}"),
-        };
-        dead.push((msg.delivery.data.clone(), reason));
-    }
-    let extra = ch
-        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-        .await
-        .expect("basic.get");
-    assert!(extra.is_none(), "more dead letters than invalid messages");
-    let _ = conn.close(200, "bye".into()).await;
-    dead
 }

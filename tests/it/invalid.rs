@@ -1,7 +1,5 @@
 //! Invalid messages: stored with a readable reason and dead-lettered; the worker keeps going.
 
-use lapin::options::BasicGetOptions;
-use lapin::types::AMQPValue;
 use serde_json::json;
 
 use crate::harness::*;
@@ -30,10 +28,7 @@ async fn each_kind_of_invalid_message_is_stored_and_dead_lettered() {
     assert_eq!(req.param("c").as_deref(), Some("after"), "the worker kept going");
 
     let pg = env.pg().await;
-    eventually("every invalid message stored", || async {
-        (count(&pg, "SELECT count(*) FROM rejected_messages").await == cases.len() as i64).then_some(())
-    })
-    .await;
+    wait_count(&pg, "SELECT count(*) FROM rejected_messages", cases.len() as i64).await;
     // Lanes commit in parallel, so rows are matched by body, not by order.
     let stored = rows(
         &pg,
@@ -63,32 +58,8 @@ async fn each_kind_of_invalid_message_is_stored_and_dead_lettered() {
         "oversized bodies keep their SHA-256"
     );
 
-    // The dead-letter queue holds each one, with the reason in a header.
-    let conn = cross_postback::amqp::connect(&env.cfg.amqp.url, "xpb-test dlq")
-        .await
-        .expect("broker");
-    let ch = conn.create_channel().await.expect("channel");
-    let mut dead: Vec<(Vec<u8>, String)> = Vec::new();
-    for _ in 0..cases.len() {
-        let msg = eventually("a dead-lettered message", || async {
-            ch.basic_get(
-                env.cfg.amqp.dead_letter_queue.as_str().into(),
-                BasicGetOptions { no_ack: true },
-            )
-            .await
-            .ok()
-            .flatten()
-        })
-        .await;
-        let headers = msg.delivery.properties.headers().clone().unwrap_or_default();
-        match headers.inner().get("x-xpb-reason") {
-            Some(AMQPValue::LongString(s)) => dead.push((
-                msg.delivery.data.clone(),
-                String::from_utf8_lossy(s.as_bytes()).into_owned(),
-            )),
-            other => panic!("x-xpb-reason header missing: {other:?}"),
-        }
-    }
+    // The dead-letter queue holds each one (and nothing more), with the reason in a header.
+    let dead = env.dead_letters(cases.len()).await;
     // Each dead-lettered message is the body as published, with the reason that was stored.
     for (body, want) in &cases {
         let (_, reason) = dead
@@ -106,7 +77,6 @@ async fn each_kind_of_invalid_message_is_stored_and_dead_lettered() {
             "the header is the stored reason"
         );
     }
-    let _ = conn.close(200, "bye".into()).await;
     daemon.stop().await;
     assert_eq!(env.ready_messages(&env.cfg.amqp.queue).await, 0);
 }

@@ -23,10 +23,8 @@ async fn five_daemons_starting_at_once_on_an_empty_database_all_come_up() {
         "each applied once"
     );
     for d in &daemons {
-        let url = format!("http://{}/readyz", d.http_addr);
         eventually("every replica ready", || async {
-            let r = reqwest::get(&url).await.ok()?;
-            (r.status() == 200).then_some(())
+            ready(d.http_addr).await.then_some(())
         })
         .await;
     }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use cross_postback::config::{Config, Dur};
 use cross_postback::daemon::{self, Daemon};
 use cross_postback::{amqp, store};
-use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::{AMQPValue, FieldTable};
 use tokio_util::sync::CancellationToken;
 
 pub mod broker;
@@ -203,8 +203,46 @@ impl Env {
         let _ = conn.close(200, "bye".into()).await;
     }
 
+    /// Takes exactly `n` messages from the dead-letter queue (then checks it is empty):
+    /// (body, x-xpb-reason).
+    pub async fn dead_letters(&self, n: usize) -> Vec<(Vec<u8>, String)> {
+        let conn = cross_postback::amqp::connect(&self.cfg.amqp.url, "xpb-test dlq")
+            .await
+            .expect("broker");
+        let ch = conn.create_channel().await.expect("channel");
+        let queue = self.cfg.amqp.dead_letter_queue.as_str();
+        let mut dead = Vec::new();
+        for _ in 0..n {
+            let msg = eventually("a dead-lettered message", || async {
+                ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })
+                    .await
+                    .ok()
+                    .flatten()
+            })
+            .await;
+            let headers = msg.delivery.properties.headers().clone().unwrap_or_default();
+            let reason = match headers.inner().get("x-xpb-reason") {
+                Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+                other => panic!("x-xpb-reason header missing: {other:?}"),
+            };
+            dead.push((msg.delivery.data.clone(), reason));
+        }
+        let extra = ch
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic.get");
+        assert!(extra.is_none(), "more dead letters than invalid messages");
+        let _ = conn.close(200, "bye".into()).await;
+        dead
+    }
+
     /// Messages ready in a queue (not counting unacked ones).
     pub async fn ready_messages(&self, queue: &str) -> u32 {
+        self.queue_state(queue).await.0
+    }
+
+    /// A queue's (ready messages, consumers).
+    pub async fn queue_state(&self, queue: &str) -> (u32, u32) {
         let conn = amqp::connect(&self.cfg.amqp.url, "xpb-test probe")
             .await
             .expect("broker");
@@ -221,7 +259,7 @@ impl Env {
             .await
             .expect("queue exists");
         let _ = conn.close(200, "bye".into()).await;
-        q.message_count()
+        (q.message_count(), q.consumer_count())
     }
 
     /// Environment variables that point the real binary at this env.
@@ -262,8 +300,10 @@ impl Env {
     pub fn command(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cross-postback"));
         cmd.env_clear();
-        if let Ok(path) = std::env::var("PATH") {
-            cmd.env("PATH", path);
+        for kept in ["PATH", "RUST_LOG"] {
+            if let Ok(value) = std::env::var(kept) {
+                cmd.env(kept, value);
+            }
         }
         cmd.envs(self.vars());
         cmd
@@ -339,6 +379,16 @@ impl Drop for Env {
         });
         let _ = cleanup.join();
     }
+}
+
+/// A text cell, as [`rows`] returns it.
+pub fn s(v: &str) -> Option<String> {
+    Some(v.to_owned())
+}
+
+/// Whether the daemon listening on `addr` answers `/readyz` with 200.
+pub async fn ready(addr: std::net::SocketAddr) -> bool {
+    matches!(reqwest::get(format!("http://{addr}/readyz")).await, Ok(r) if r.status() == 200)
 }
 
 pub fn ms(n: u64) -> Dur {
