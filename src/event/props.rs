@@ -59,10 +59,17 @@ proptest! {
     }
 
     #[test]
-    fn deep_nesting_is_refused_not_a_crash(depth in 1usize..3000) {
-        // An unknown field nested deep: still refused (required fields are missing), no stack
-        // overflow (serde_json stops at its recursion limit).
-        let text = format!(r#"{{"conversion_id":"c","x":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
-        prop_assert!(parse(text.as_bytes()).is_err());
+    fn deep_nesting_is_no_crash(depth in 1usize..3000) {
+        let (open, close) = ("[".repeat(depth), "]".repeat(depth));
+        let base = r#""conversion_id":"c","status":"approved","updated_at":"2026-01-01T00:00:00Z","offer_id":1,"affiliate_id":2"#;
+        // In an unknown field it is ignored (skipped without recursing): the event is accepted.
+        let unknown = format!(r#"{{{base},"x":{open}{close}}}"#);
+        prop_assert!(parse(unknown.as_bytes()).is_ok(), "{}", depth);
+        // In a known field it is a wrong type: refused with a reason, no stack overflow.
+        let known = format!(r#"{{{base},"sub1":{open}{close}}}"#);
+        match parse(known.as_bytes()) {
+            Ok(_) => prop_assert!(false, "a nested array accepted as sub1 at depth {}", depth),
+            Err(Invalid(reason)) => prop_assert!(reason.contains("sub1"), "{}", reason),
+        }
     }
 }

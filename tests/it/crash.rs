@@ -54,6 +54,11 @@ async fn sigkill_between_send_and_record_is_resent_with_the_same_key_and_redeliv
     let reqs = rx.wait_for(3).await;
     assert_eq!(reqs[2].param("c").as_deref(), Some("c2"));
     daemon.stop().await;
+    assert_eq!(
+        env.ready_messages(&env.cfg.amqp.queue).await,
+        0,
+        "the redelivered message was consumed and acked"
+    );
     assert_eq!(rx.requests().len(), 3, "the redelivered event fired nothing");
     assert_eq!(count(&pg, "SELECT count(*) FROM deliveries").await, 2);
 }

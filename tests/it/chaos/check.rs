@@ -6,9 +6,11 @@
 //!   fire, a URL whose filters exclude it, a second delivery for one pair, wrong values or
 //!   idempotency key), or any request to the refused address;
 //! - **duplicates**: more than one 2xx for one (event, URL) pair, each explained only when a
-//!   kill or a database outage fell between the two;
-//! - **order**: a receiver seeing an older event of a conversion after a newer one;
-//! - **phantom**: a delivery recorded `delivered` that no receiver answered with a 2xx.
+//!   kill fell between the two and one of them was never recorded;
+//! - **order**: a receiver seeing an older event of a conversion after a newer one, or recorded
+//!   attempts of one conversion and URL overlapping in time;
+//! - **unfounded**: `failed` without every attempt made and none a 2xx, `superseded` without a
+//!   newer event firing to that URL, `delivered` that no receiver answered with a 2xx.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
