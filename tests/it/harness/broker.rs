@@ -3,18 +3,21 @@
 
 use super::DEADLINE;
 
-/// Runs `rabbitmqctl` (as the test user, who must be allowed to); returns stdout.
+/// Runs `rabbitmqctl` of the broker on this machine (found on PATH or in /usr/sbin; Debian's lets
+/// only root and the rabbitmq user run it); returns stdout.
 pub async fn rabbitmqctl(args: &[&str]) -> String {
+    let path = format!("{}:/usr/sbin:/sbin", std::env::var("PATH").unwrap_or_default());
     let out = tokio::time::timeout(
         DEADLINE,
         tokio::process::Command::new("rabbitmqctl")
             .args(args)
+            .env("PATH", path)
             .kill_on_drop(true)
             .output(),
     )
     .await
     .unwrap_or_else(|_| panic!("rabbitmqctl {args:?} did not end within {DEADLINE:?}"))
-    .expect("rabbitmqctl runs (is it on PATH?)");
+    .expect("rabbitmqctl runs: these tests need the broker on this machine and its rabbitmqctl");
     assert!(
         out.status.success(),
         "rabbitmqctl {args:?} failed: {}{}",
