@@ -120,6 +120,16 @@ pub enum ContentType {
     Form,
 }
 
+impl ContentType {
+    /// As stored in `cross_postback_urls.content_type`.
+    fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Json => "json",
+            ContentType::Form => "form",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
@@ -241,16 +251,12 @@ async fn urls_command(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
 /// Checks a new URL: the template, the body, the statuses.
 pub fn validate_url(add: AddUrl) -> anyhow::Result<urls::NewUrl> {
     Template::parse_url(&add.url)?;
-    let escape = if add.content_type == ContentType::Form {
-        Escape::Form
-    } else {
-        Escape::Json
-    };
+    let content_type = add.content_type.as_str();
     if let Some(body) = &add.body {
         if add.method != HttpMethod::Post {
             bail!("--body needs --method POST");
         }
-        Template::parse_body(body, escape)?;
+        Template::parse_body(body, Escape::for_content_type(content_type))?;
     }
     let statuses = match add.statuses {
         None => vec![Status::Approved, Status::Declined, Status::Pending],
@@ -274,12 +280,7 @@ pub fn validate_url(add: AddUrl) -> anyhow::Result<urls::NewUrl> {
         goal: add.goal,
         statuses,
         body: add.body,
-        content_type: if add.content_type == ContentType::Form {
-            "form"
-        } else {
-            "json"
-        }
-        .into(),
+        content_type: content_type.into(),
         follow_redirects: add.follow_redirects,
     })
 }

@@ -140,6 +140,25 @@ pub enum Escape {
     Form,
 }
 
+impl Escape {
+    /// The escape of a POST body of a stored `content_type` (`form`, else JSON).
+    pub fn for_content_type(content_type: &str) -> Escape {
+        if content_type == "form" {
+            Escape::Form
+        } else {
+            Escape::Json
+        }
+    }
+
+    /// The `Content-Type` header of a body escaped so.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Escape::Form => "application/x-www-form-urlencoded",
+            Escape::Json | Escape::Url => "application/json",
+        }
+    }
+}
+
 /// A parsed template. Any brace that is not `{` + `[a-z0-9_]+` + `}` is literal text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {

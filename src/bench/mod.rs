@@ -36,16 +36,10 @@ pub struct BenchArgs {
     pub urls_per_offer: u32,
     /// Queue type (default: amqp.queue_type).
     #[arg(long, value_enum)]
-    pub queue_type: Option<BenchQueueType>,
+    pub queue_type: Option<QueueType>,
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchQueueType {
-    Quorum,
-    Classic,
 }
 
 /// Everything one run measured.
@@ -94,10 +88,7 @@ pub async fn run(args: BenchArgs, cfg: &Config, config_file: Option<&Path>) -> a
     anyhow::ensure!(args.urls_per_offer > 0, "--urls-per-offer must be at least 1");
     let mut cfg = cfg.clone();
     if let Some(q) = args.queue_type {
-        cfg.amqp.queue_type = match q {
-            BenchQueueType::Quorum => QueueType::Quorum,
-            BenchQueueType::Classic => QueueType::Classic,
-        };
+        cfg.amqp.queue_type = q;
     }
     let world = World::create(&cfg)
         .await

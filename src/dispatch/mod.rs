@@ -14,7 +14,6 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::macros::Escape;
 use crate::ops::Metrics;
 use crate::retry::{ErrorCode, Schedule, Verdict, at_least_the_step, classify, jitter};
 use crate::sender::{self, Sender};
@@ -274,10 +273,7 @@ fn prepare(job: &Job) -> Result<sender::Request, String> {
     };
     let body = if method == reqwest::Method::POST {
         let escape = job.url.body_escape();
-        let content_type = match escape {
-            Escape::Form => "application/x-www-form-urlencoded",
-            _ => "application/json",
-        };
+        let content_type = escape.mime();
         let text = match &templates.body {
             Some(t) => t.render(&job.event, escape, &rand),
             None => job.event.canonical_json().to_string(),

@@ -77,9 +77,7 @@ impl UrlRow {
     pub fn matches(&self, event: &Event) -> bool {
         let goal_ok = match &self.goal {
             None => true,
-            Some(want) => event
-                .field("goal")
-                .is_some_and(|g| g.to_lowercase() == want.to_lowercase()),
+            Some(want) => event.field("goal").is_some_and(|g| lowercase_eq(g, want)),
         };
         goal_ok && self.statuses.iter().any(|s| s == event.status.as_str())
     }
@@ -91,11 +89,7 @@ impl UrlRow {
     }
 
     pub fn body_escape(&self) -> Escape {
-        if self.content_type == "form" {
-            Escape::Form
-        } else {
-            Escape::Json
-        }
+        Escape::for_content_type(&self.content_type)
     }
 }
 
@@ -192,4 +186,24 @@ async fn cancel_pending(tx: &impl GenericClient, url_id: i64) -> Result<u64> {
             &[&url_id],
         )
         .await?)
+}
+
+/// Case-insensitive equality (Unicode lower case), without allocating.
+fn lowercase_eq(a: &str, b: &str) -> bool {
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.chars().flat_map(char::to_lowercase))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lowercase_eq;
+
+    #[test]
+    fn goals_compare_case_insensitively() {
+        assert!(lowercase_eq("Sale", "sALE"));
+        assert!(lowercase_eq("ÉTÉ", "été"));
+        assert!(!lowercase_eq("sale", "sales"));
+        assert!(!lowercase_eq("sale", "lead"));
+    }
 }
