@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::ops::Metrics;
 use crate::retry::{ErrorCode, Schedule, Verdict, at_least_the_step, classify, jitter};
 use crate::sender::{self, Sender};
-use crate::store::dispatch::{AttemptRecord, Job};
+use crate::store::dispatch::{AttemptRecord, HandOff, Job};
 
 mod poller;
 mod recorder;
@@ -133,6 +133,28 @@ impl Dispatch {
                 Err(job)
             }
         }
+    }
+
+    /// Takes over what a committed intake batch leaves once its messages are acked: the waiting
+    /// deliveries' leases are given back (the recorder hands them on when the attempt in flight
+    /// ends, or a poller claims them), and the first attempts start.
+    pub async fn hand_off(&self, jobs: &mpsc::Sender<Job>, hand_off: HandOff) {
+        release(self, &hand_off.held_until_acked).await;
+        self.note_waiting(hand_off.waiting);
+        let mut unsent = Vec::new();
+        for job in hand_off.jobs {
+            if let Err(job) = self.submit(jobs, job).await {
+                unsent.push(job.delivery_id);
+            }
+        }
+        release(self, &unsent).await;
+    }
+
+    /// Gives back the first attempts' leases of a batch that was committed but not acked: the
+    /// redelivered messages will be duplicates, so they need not wait out the lease.
+    pub async fn give_back(&self, hand_off: HandOff) {
+        let ids: Vec<i64> = hand_off.jobs.iter().map(|j| j.delivery_id).collect();
+        release(self, &ids).await;
     }
 
     /// How many jobs this worker holds.

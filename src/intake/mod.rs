@@ -220,8 +220,7 @@ impl Intake {
         if let Err(e) = self.finish(acks, dlx, &batch, &messages).await {
             // Committed but not acked: the redelivered messages will be duplicates, so give the
             // first attempts' leases back now rather than let them wait out the lease.
-            let ids: Vec<i64> = logged.jobs.iter().map(|j| j.delivery_id).collect();
-            crate::dispatch::release(&self.dispatch, &ids).await;
+            self.dispatch.give_back(logged.hand_off).await;
             return Err(e);
         }
         self.count(&messages, &logged);
@@ -233,15 +232,7 @@ impl Intake {
         }
         // Acked: the waiting deliveries may now be handed on (by the recorder once the attempt
         // in flight ends, or by a poller).
-        crate::dispatch::release(&self.dispatch, &logged.held_until_acked).await;
-        self.dispatch.note_waiting(logged.waiting);
-        let mut unsent = Vec::new();
-        for job in logged.jobs {
-            if let Err(job) = self.dispatch.submit(&self.jobs, job).await {
-                unsent.push(job.delivery_id);
-            }
-        }
-        crate::dispatch::release(&self.dispatch, &unsent).await;
+        self.dispatch.hand_off(&self.jobs, logged.hand_off).await;
         Ok(())
     }
 

@@ -38,6 +38,18 @@ impl Job {
     }
 }
 
+/// What a committed intake batch hands to dispatch once its messages are acked.
+#[derive(Debug, Default)]
+pub struct HandOff {
+    /// First attempts leased to this worker, to start right after the ack.
+    pub jobs: Vec<Job>,
+    /// (conversion, URL) pairs whose new delivery waits for an attempt in flight to end.
+    pub waiting: Vec<(String, i64)>,
+    /// Those waiting deliveries: leased to this worker until its messages are acked, so no one
+    /// (this worker's poller included) sends them before; then released.
+    pub held_until_acked: Vec<i64>,
+}
+
 /// The end of one attempt, as recorded.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {

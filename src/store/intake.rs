@@ -13,7 +13,7 @@ use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
 use super::Result;
-use super::dispatch::Job;
+use super::dispatch::{HandOff, Job};
 use super::urls::{COLUMNS, UrlRow};
 use crate::dedupe::{Decision, Entry, History};
 use crate::event::Event;
@@ -42,15 +42,10 @@ pub struct Rejected {
 pub struct Logged {
     /// Per message, in order: the decision, or `None` for a rejected one.
     pub decisions: Vec<Option<Decision>>,
-    /// First attempts claimed for this worker, to start right after the commit.
-    pub jobs: Vec<Job>,
     pub deliveries: usize,
     pub superseded: usize,
-    /// (conversion, URL) pairs whose new delivery waits for an attempt in flight to end.
-    pub waiting: Vec<(String, i64)>,
-    /// Those waiting deliveries: leased to this worker until its messages are acked, so no one
-    /// (this worker's poller included) sends them before; then released.
-    pub held_until_acked: Vec<i64>,
+    /// What dispatch takes over once the batch's messages are acked.
+    pub hand_off: HandOff,
 }
 
 /// A conversion's delivery to one URL that is not yet terminal, or is in flight.
@@ -183,7 +178,7 @@ pub async fn log_batch(
 
     logged.superseded = supersede.len() + new.iter().filter(|n| n.superseded).count();
     logged.deliveries = new.len();
-    logged.waiting = new
+    logged.hand_off.waiting = new
         .iter()
         .filter(|n| !n.leased && !n.superseded)
         .map(|n| (n.conversion_id.clone(), n.url.id))
@@ -195,8 +190,8 @@ pub async fn log_batch(
         write_deliveries(&tx, &new, owner, lease, started),
         write_rejected(&tx, messages),
     )?;
-    logged.jobs = jobs;
-    logged.held_until_acked = held;
+    logged.hand_off.jobs = jobs;
+    logged.hand_off.held_until_acked = held;
     tx.commit().await?;
     Ok(logged)
 }
