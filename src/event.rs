@@ -232,7 +232,12 @@ pub fn parse(body: &[u8]) -> Result<Event, Invalid> {
     let offer_id = fields.id("offer_id", true)?;
     let affiliate_id = fields.id("affiliate_id", true)?;
     let sequence = fields.integer("sequence")?;
+    // It becomes the `Idempotency-Key` header, where a line break or any other control
+    // character makes a request no client can build: refused here, with the field named.
     let event_id = fields.text("event_id", MAX_TEXT_CHARS, true)?;
+    if let Some(id) = &event_id {
+        check_text("event_id", id, MAX_TEXT_CHARS, false)?;
+    }
     let created_at = fields.timestamp("created_at")?;
     let click_time = fields.timestamp("click_time")?;
     let payout = fields.decimal("payout")?;

@@ -110,10 +110,36 @@ pub fn known_names() -> impl Iterator<Item = &'static str> {
     MACROS.iter().map(|(name, _)| *name)
 }
 
+fn lookup(name: &str) -> Option<Source> {
+    MACROS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// Why a template is refused. Every URL or template it quotes is masked (its secrets, like
+/// `token=` values and a password, are `***`): the text reaches `attempts.error` and the logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
-    #[error("unknown macro {{{name}}}; known macros: {}", known_names().collect::<Vec<_>>().join(", "))]
-    UnknownMacro { name: String },
+    #[error(
+        "unknown macro {{{name}}}; {}",
+        nearest::hint(nearest, "no known macro is close (see the README for the list)")
+    )]
+    UnknownMacro {
+        name: String,
+        /// The known names nearest to it.
+        nearest: Vec<&'static str>,
+    },
+    #[error(
+        "{{{found}}} is not a macro: macro names are lower-case; {}",
+        nearest::hint(nearest, "")
+    )]
+    WrongCase {
+        found: String,
+        nearest: Vec<&'static str>,
+    },
+    #[error("{{{found} is not closed; {}", nearest::hint(nearest, ""))]
+    Unclosed {
+        found: String,
+        nearest: Vec<&'static str>,
+    },
     #[error("macros may stand in the path, query and fragment only, not in the scheme or host: {0}")]
     MacroInAuthority(String),
     #[error("not a valid http(s) URL: {0}")]
@@ -124,6 +150,16 @@ pub enum TemplateError {
     BadJsonBody(String),
     #[error("the values would change the URL's path (a value of . or .. forms a dot segment): {0}")]
     PathChanged(String),
+}
+
+/// A URL for an error message, secrets masked. Text that does not parse as a URL cannot be
+/// told apart into parts, so none of it is shown.
+fn shown(url: &str) -> String {
+    if url::Url::parse(url).is_ok() {
+        crate::mask::mask_url(url)
+    } else {
+        "(the text is not shown: it does not parse as a URL)".to_owned()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +207,9 @@ pub struct Template {
 }
 
 impl Template {
+    /// Parses a template. A brace group that is a macro name in another case (`{ClickID}`) or
+    /// a macro name left unclosed (`{status`) is refused, since it was meant as a macro and
+    /// would otherwise go out as literal text; any other brace is literal text.
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
         let mut segments = Vec::new();
         let mut lit = String::new();
@@ -178,28 +217,35 @@ impl Template {
         while let Some(open) = rest.find('{') {
             lit.push_str(&rest[..open]);
             let after = &rest[open + 1..];
-            let name_len = after
+            let word_len = after
                 .bytes()
-                .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
                 .count();
-            if name_len > 0 && after.as_bytes().get(name_len) == Some(&b'}') {
-                let name = &after[..name_len];
-                let source = MACROS
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, s)| *s)
-                    .ok_or_else(|| TemplateError::UnknownMacro {
-                        name: name.to_owned(),
-                    })?;
+            let word = &after[..word_len];
+            let closed = after.as_bytes().get(word_len) == Some(&b'}');
+            if word_len > 0 && closed && !word.bytes().any(|b| b.is_ascii_uppercase()) {
+                let source = lookup(word).ok_or_else(|| TemplateError::UnknownMacro {
+                    name: word.to_owned(),
+                    nearest: nearest::nearest(word, known_names()),
+                })?;
                 if !lit.is_empty() {
                     segments.push(Segment::Lit(std::mem::take(&mut lit)));
                 }
                 segments.push(Segment::Macro(source));
-                rest = &after[name_len + 1..];
-            } else {
-                lit.push('{');
-                rest = after;
+                rest = &after[word_len + 1..];
+                continue;
             }
+            if word_len > 0 && lookup(&word.to_ascii_lowercase()).is_some() {
+                let found = word.to_owned();
+                let nearest = nearest::nearest(word, known_names());
+                return Err(if closed {
+                    TemplateError::WrongCase { found, nearest }
+                } else {
+                    TemplateError::Unclosed { found, nearest }
+                });
+            }
+            lit.push('{');
+            rest = after;
         }
         lit.push_str(rest);
         if !lit.is_empty() {
@@ -228,22 +274,25 @@ impl Template {
                 .and_then(|i| prefix[i + 3..].find(['/', '?', '#']))
                 .is_some();
             if !authority_ends {
-                return Err(TemplateError::MacroInAuthority(text.to_owned()));
+                return Err(TemplateError::MacroInAuthority(shown(text)));
             }
         }
         let sample = template.render_with(Escape::Url, |_| Cow::Borrowed("x"));
-        let url = url::Url::parse(&sample).map_err(|e| TemplateError::BadUrl(format!("{e}: {text}")))?;
+        // The parser's reason alone: the text did not parse, so its secrets cannot be masked.
+        let url = url::Url::parse(&sample).map_err(|e| TemplateError::BadUrl(e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(TemplateError::BadUrl(format!(
-                "scheme must be http or https with a host: {text}"
+                "scheme must be http or https with a host: {}",
+                shown(text)
             )));
         }
+        check_host(&url)?;
         // URL parsers skip any run of slashes after `http:`, so in `http:///{sub1}` the macro is
         // the host: the scheme and authority must come out the same whatever the values.
         let other = template.render_with(Escape::Url, |_| Cow::Borrowed("y"));
         let before_path = ..url::Position::BeforePath;
         if !url::Url::parse(&other).is_ok_and(|o| o[before_path] == url[before_path]) {
-            return Err(TemplateError::MacroInAuthority(text.to_owned()));
+            return Err(TemplateError::MacroInAuthority(shown(text)));
         }
         template.path_segments = path_segment_count(&sample);
         template.host_port = format!(
@@ -286,7 +335,7 @@ impl Template {
         // Scheme and host are literal (checked by `parse_url`); only the path can move.
         let segments = path_segment_count(&rendered);
         if self.path_segments.is_none() || segments != self.path_segments {
-            return Err(TemplateError::PathChanged(rendered));
+            return Err(TemplateError::PathChanged(shown(&rendered)));
         }
         Ok(rendered)
     }
@@ -300,6 +349,23 @@ impl Template {
             }
         }
         out
+    }
+}
+
+/// The URL parser takes names such as `{` as a host, but no HTTP request can be built to
+/// one: a host name is letters, digits, `-`, `.` and `_` (an IDN arrives here as punycode).
+fn check_host(url: &url::Url) -> Result<(), TemplateError> {
+    match url.host() {
+        Some(url::Host::Domain(host))
+            if !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) =>
+        {
+            Err(TemplateError::BadUrl(format!(
+                "`{host}` is not a host name (letters, digits, `-`, `.` and `_` only)"
+            )))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -348,6 +414,8 @@ fn value<'e>(source: Source, event: &'e Event, rand: &'e str) -> Cow<'e, str> {
         Source::Rand => Cow::Borrowed(rand),
     }
 }
+
+mod nearest;
 
 #[cfg(test)]
 mod tests;
