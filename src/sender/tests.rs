@@ -120,6 +120,18 @@ async fn tls_errors_are_told_by_their_type() {
 }
 
 #[tokio::test]
+async fn a_tls_handshake_cut_short_is_connect_and_retried() {
+    // The listener closes right after the TCP accept: no TLS error type is in the chain (only
+    // an EOF), so it counts as a broken connection; both codes are retried.
+    let closes = answering(b"").await;
+    let out = sender().send(&get(&format!("https://{closes}/p"))).await;
+    let (code, text) = code_of(&out);
+    assert_eq!(code, ErrorCode::Connect, "{text}");
+    assert_eq!(classify(out.http_code, Some(code)), Verdict::Retry);
+    each_cause_once(text);
+}
+
+#[tokio::test]
 async fn a_refused_connection_is_connect_and_a_missing_name_is_dns_each_cause_once() {
     let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = closed.local_addr().expect("address");
@@ -134,4 +146,24 @@ async fn a_refused_connection_is_connect_and_a_missing_name_is_dns_each_cause_on
     assert_eq!(code, ErrorCode::Dns, "{text}");
     assert!(text.contains("no-such-host.invalid"), "{text}");
     each_cause_once(text);
+}
+
+#[test]
+fn excerpt_keeps_the_first_kib_and_no_nul() {
+    assert_eq!(excerpt(b""), None);
+    assert_eq!(excerpt(b"ok\0"), Some("ok\u{FFFD}".into()));
+    let long = "é".repeat(1000);
+    let got = excerpt(long.as_bytes()).expect("some");
+    assert_eq!(
+        got,
+        "é".repeat(EXCERPT_BYTES / 2),
+        "the first KiB, cut at a whole character"
+    );
+    let odd = format!("a{long}");
+    let got = excerpt(odd.as_bytes()).expect("some");
+    assert_eq!(
+        got,
+        format!("a{}", "é".repeat(EXCERPT_BYTES / 2 - 1)),
+        "a split é is left out"
+    );
 }
