@@ -132,7 +132,7 @@ async fn no_error_path_shows_a_secret() {
     let silent = silent_port().await;
     let closed = closed_port().await;
     let secrets = "partner:PASSW0RD@";
-    let query = "token=SECRET123&api_key=K3Y456";
+    let query = "token=SECRET123&key=K3Y456";
     let cases = [
         (
             "render",
