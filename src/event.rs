@@ -4,12 +4,15 @@
 //! the raw JSON text so that `0.1` stays `0.1` (never a float on the way).
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+mod status;
+
+pub use status::Status;
 
 /// Most characters an id (`conversion_id`, `offer_id`, …) may have.
 const MAX_ID_CHARS: usize = 128;
@@ -56,64 +59,6 @@ pub const TEXT_FIELDS: &[&str] = &[
     "custom_field6",
     "custom_field7",
 ];
-
-/// A conversion status. `confirmed` is an alias of `Approved`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Approved,
-    Pending,
-    Declined,
-    Hold,
-    NotFound,
-}
-
-impl Status {
-    /// The lower-case word stored and rendered by `{status_name}`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Approved => "approved",
-            Status::Pending => "pending",
-            Status::Declined => "declined",
-            Status::Hold => "hold",
-            Status::NotFound => "not_found",
-        }
-    }
-
-    /// Affise's numeric code, rendered by `{status}`; `not_found` has none.
-    pub fn code(self) -> Option<u8> {
-        match self {
-            Status::Approved => Some(1),
-            Status::Pending => Some(2),
-            Status::Declined => Some(3),
-            Status::Hold => Some(5),
-            Status::NotFound => None,
-        }
-    }
-
-    /// Statuses that are announced to receivers (the others only advance the order).
-    pub fn is_announced(self) -> bool {
-        matches!(self, Status::Approved | Status::Pending | Status::Declined)
-    }
-
-    /// Parses the word or code, case-insensitively, with the aliases of SPEC §2.
-    pub fn parse(text: &str) -> Option<Status> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "approved" | "confirmed" | "1" => Some(Status::Approved),
-            "pending" | "2" => Some(Status::Pending),
-            "declined" | "3" => Some(Status::Declined),
-            "hold" | "5" => Some(Status::Hold),
-            "not_found" => Some(Status::NotFound),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A valid, normalised event. This is also the form stored with each delivery, so that
 /// every attempt renders from the same values.
@@ -232,7 +177,12 @@ pub fn parse(body: &[u8]) -> Result<Event, Invalid> {
     let offer_id = fields.id("offer_id", true)?;
     let affiliate_id = fields.id("affiliate_id", true)?;
     let sequence = fields.integer("sequence")?;
+    // It becomes the `Idempotency-Key` header, where a line break or any other control
+    // character makes a request no client can build: refused here, with the field named.
     let event_id = fields.text("event_id", MAX_TEXT_CHARS, true)?;
+    if let Some(id) = &event_id {
+        check_text("event_id", id, MAX_TEXT_CHARS, false)?;
+    }
     let created_at = fields.timestamp("created_at")?;
     let click_time = fields.timestamp("click_time")?;
     let payout = fields.decimal("payout")?;

@@ -10,6 +10,12 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::event::Event;
 
+mod nearest;
+mod sources;
+
+pub use sources::known_names;
+use sources::{Source, lookup, value};
+
 /// Everything but RFC 3986's unreserved characters is percent-encoded in a URL value.
 const URL_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -17,103 +23,32 @@ const URL_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// Where a macro's value comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Text(&'static str),
-    AffiliateId,
-    OfferId,
-    ConversionId,
-    EventId,
-    StatusCode,
-    StatusName,
-    Payout,
-    Revenue,
-    Date,
-    Timestamp,
-    ClickDate,
-    ClickUnix,
-    ClickClock,
-    ClickDay,
-    Rand,
-}
-
-/// Every known macro name and its source, in the order the help text lists them.
-const MACROS: &[(&str, Source)] = &[
-    ("clickid", Source::Text("click_id")),
-    ("click_id", Source::Text("click_id")),
-    ("pid", Source::AffiliateId),
-    ("offer_id", Source::OfferId),
-    ("offerid", Source::OfferId),
-    ("offer_name", Source::Text("offer_name")),
-    ("affiliate_name", Source::Text("affiliate_name")),
-    ("advertiser_id", Source::Text("advertiser_id")),
-    ("transactionid", Source::Text("transaction_id")),
-    ("conversion_id", Source::ConversionId),
-    ("status", Source::StatusCode),
-    ("status_name", Source::StatusName),
-    ("goal", Source::Text("goal")),
-    ("sum", Source::Payout),
-    ("payout", Source::Payout),
-    ("revenue", Source::Revenue),
-    ("currency", Source::Text("currency")),
-    ("comment", Source::Text("comment")),
-    ("date", Source::Date),
-    ("timestamp", Source::Timestamp),
-    ("click_date", Source::ClickDate),
-    ("time", Source::ClickUnix),
-    ("time_petty", Source::ClickClock),
-    ("date_only", Source::ClickDay),
-    ("ip", Source::Text("ip")),
-    ("geo", Source::Text("geo")),
-    ("city", Source::Text("city")),
-    ("device_ua", Source::Text("device_ua")),
-    ("uagent", Source::Text("device_ua")),
-    ("os", Source::Text("os")),
-    ("referrer", Source::Text("referrer")),
-    ("fbclid", Source::Text("fbclid")),
-    ("user_id", Source::Text("user_id")),
-    ("promo_code", Source::Text("promo_code")),
-    ("ref_id", Source::Text("ref_id")),
-    ("os_id", Source::Text("os_id")),
-    ("sub1", Source::Text("sub1")),
-    ("sub2", Source::Text("sub2")),
-    ("sub3", Source::Text("sub3")),
-    ("sub4", Source::Text("sub4")),
-    ("sub5", Source::Text("sub5")),
-    ("sub6", Source::Text("sub6")),
-    ("sub7", Source::Text("sub7")),
-    ("sub8", Source::Text("sub8")),
-    ("ext1", Source::Text("ext1")),
-    ("ext2", Source::Text("ext2")),
-    ("ext3", Source::Text("ext3")),
-    ("custom_field1", Source::Text("custom_field1")),
-    ("custom_field2", Source::Text("custom_field2")),
-    ("custom_field3", Source::Text("custom_field3")),
-    ("custom_field4", Source::Text("custom_field4")),
-    ("custom_field5", Source::Text("custom_field5")),
-    ("custom_field6", Source::Text("custom_field6")),
-    ("custom_field7", Source::Text("custom_field7")),
-    ("custom_field_1", Source::Text("custom_field1")),
-    ("custom_field_2", Source::Text("custom_field2")),
-    ("custom_field_3", Source::Text("custom_field3")),
-    ("custom_field_4", Source::Text("custom_field4")),
-    ("custom_field_5", Source::Text("custom_field5")),
-    ("custom_field_6", Source::Text("custom_field6")),
-    ("custom_field_7", Source::Text("custom_field7")),
-    ("rand", Source::Rand),
-    ("event_id", Source::EventId),
-];
-
-/// The known macro names, for error messages and the README.
-pub fn known_names() -> impl Iterator<Item = &'static str> {
-    MACROS.iter().map(|(name, _)| *name)
-}
-
+/// Why a template is refused. Every URL or template it quotes is masked (its secrets, like
+/// `token=` values and a password, are `***`): the text reaches `attempts.error` and the logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
-    #[error("unknown macro {{{name}}}; known macros: {}", known_names().collect::<Vec<_>>().join(", "))]
-    UnknownMacro { name: String },
+    #[error(
+        "unknown macro {{{name}}}; {}",
+        nearest::hint(nearest, "no known macro is close (see the README for the list)")
+    )]
+    UnknownMacro {
+        name: String,
+        /// The known names nearest to it.
+        nearest: Vec<&'static str>,
+    },
+    #[error(
+        "{{{found}}} is not a macro: macro names are lower-case; {}",
+        nearest::hint(nearest, "")
+    )]
+    WrongCase {
+        found: String,
+        nearest: Vec<&'static str>,
+    },
+    #[error("{{{found} is not closed; {}", nearest::hint(nearest, ""))]
+    Unclosed {
+        found: String,
+        nearest: Vec<&'static str>,
+    },
     #[error("macros may stand in the path, query and fragment only, not in the scheme or host: {0}")]
     MacroInAuthority(String),
     #[error("not a valid http(s) URL: {0}")]
@@ -124,6 +59,16 @@ pub enum TemplateError {
     BadJsonBody(String),
     #[error("the values would change the URL's path (a value of . or .. forms a dot segment): {0}")]
     PathChanged(String),
+}
+
+/// A URL for an error message, secrets masked. Text that does not parse as a URL cannot be
+/// told apart into parts, so none of it is shown.
+fn shown(url: &str) -> String {
+    if url::Url::parse(url).is_ok() {
+        crate::mask::mask_url(url)
+    } else {
+        "(the text is not shown: it does not parse as a URL)".to_owned()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +116,9 @@ pub struct Template {
 }
 
 impl Template {
+    /// Parses a template. A brace group that is a macro name in another case (`{ClickID}`) or
+    /// a macro name left unclosed (`{status`) is refused, since it was meant as a macro and
+    /// would otherwise go out as literal text; any other brace is literal text.
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
         let mut segments = Vec::new();
         let mut lit = String::new();
@@ -178,28 +126,35 @@ impl Template {
         while let Some(open) = rest.find('{') {
             lit.push_str(&rest[..open]);
             let after = &rest[open + 1..];
-            let name_len = after
+            let word_len = after
                 .bytes()
-                .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
                 .count();
-            if name_len > 0 && after.as_bytes().get(name_len) == Some(&b'}') {
-                let name = &after[..name_len];
-                let source = MACROS
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, s)| *s)
-                    .ok_or_else(|| TemplateError::UnknownMacro {
-                        name: name.to_owned(),
-                    })?;
+            let word = &after[..word_len];
+            let closed = after.as_bytes().get(word_len) == Some(&b'}');
+            if word_len > 0 && closed && !word.bytes().any(|b| b.is_ascii_uppercase()) {
+                let source = lookup(word).ok_or_else(|| TemplateError::UnknownMacro {
+                    name: word.to_owned(),
+                    nearest: nearest::nearest(word, known_names()),
+                })?;
                 if !lit.is_empty() {
                     segments.push(Segment::Lit(std::mem::take(&mut lit)));
                 }
                 segments.push(Segment::Macro(source));
-                rest = &after[name_len + 1..];
-            } else {
-                lit.push('{');
-                rest = after;
+                rest = &after[word_len + 1..];
+                continue;
             }
+            if word_len > 0 && lookup(&word.to_ascii_lowercase()).is_some() {
+                let found = word.to_owned();
+                let nearest = nearest::nearest(word, known_names());
+                return Err(if closed {
+                    TemplateError::WrongCase { found, nearest }
+                } else {
+                    TemplateError::Unclosed { found, nearest }
+                });
+            }
+            lit.push('{');
+            rest = after;
         }
         lit.push_str(rest);
         if !lit.is_empty() {
@@ -228,22 +183,25 @@ impl Template {
                 .and_then(|i| prefix[i + 3..].find(['/', '?', '#']))
                 .is_some();
             if !authority_ends {
-                return Err(TemplateError::MacroInAuthority(text.to_owned()));
+                return Err(TemplateError::MacroInAuthority(shown(text)));
             }
         }
         let sample = template.render_with(Escape::Url, |_| Cow::Borrowed("x"));
-        let url = url::Url::parse(&sample).map_err(|e| TemplateError::BadUrl(format!("{e}: {text}")))?;
+        // The parser's reason alone: the text did not parse, so its secrets cannot be masked.
+        let url = url::Url::parse(&sample).map_err(|e| TemplateError::BadUrl(e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(TemplateError::BadUrl(format!(
-                "scheme must be http or https with a host: {text}"
+                "scheme must be http or https with a host: {}",
+                shown(text)
             )));
         }
+        check_host(&url)?;
         // URL parsers skip any run of slashes after `http:`, so in `http:///{sub1}` the macro is
         // the host: the scheme and authority must come out the same whatever the values.
         let other = template.render_with(Escape::Url, |_| Cow::Borrowed("y"));
         let before_path = ..url::Position::BeforePath;
         if !url::Url::parse(&other).is_ok_and(|o| o[before_path] == url[before_path]) {
-            return Err(TemplateError::MacroInAuthority(text.to_owned()));
+            return Err(TemplateError::MacroInAuthority(shown(text)));
         }
         template.path_segments = path_segment_count(&sample);
         template.host_port = format!(
@@ -286,7 +244,7 @@ impl Template {
         // Scheme and host are literal (checked by `parse_url`); only the path can move.
         let segments = path_segment_count(&rendered);
         if self.path_segments.is_none() || segments != self.path_segments {
-            return Err(TemplateError::PathChanged(rendered));
+            return Err(TemplateError::PathChanged(shown(&rendered)));
         }
         Ok(rendered)
     }
@@ -300,6 +258,23 @@ impl Template {
             }
         }
         out
+    }
+}
+
+/// The URL parser takes names such as `{` as a host, but no HTTP request can be built to
+/// one: a host name is letters, digits, `-`, `.` and `_` (an IDN arrives here as punycode).
+fn check_host(url: &url::Url) -> Result<(), TemplateError> {
+    match url.host() {
+        Some(url::Host::Domain(host))
+            if !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) =>
+        {
+            Err(TemplateError::BadUrl(format!(
+                "`{host}` is not a host name (letters, digits, `-`, `.` and `_` only)"
+            )))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -321,31 +296,6 @@ fn escape_into(out: &mut String, value: &str, escape: Escape) {
             let quoted = serde_json::Value::String(value.to_owned()).to_string();
             out.push_str(&quoted[1..quoted.len() - 1]);
         }
-    }
-}
-
-const DATE_TIME: &str = "%Y-%m-%d %H:%M:%S";
-
-fn value<'e>(source: Source, event: &'e Event, rand: &'e str) -> Cow<'e, str> {
-    let owned = |s: Option<String>| Cow::Owned(s.unwrap_or_default());
-    let conversion_time = event.created_at.unwrap_or(event.updated_at);
-    match source {
-        Source::Text(name) => Cow::Borrowed(event.field(name).unwrap_or("")),
-        Source::AffiliateId => Cow::Borrowed(&event.affiliate_id),
-        Source::OfferId => Cow::Borrowed(&event.offer_id),
-        Source::ConversionId => Cow::Borrowed(&event.conversion_id),
-        Source::EventId => Cow::Borrowed(event.event_id.as_deref().unwrap_or("")),
-        Source::StatusCode => owned(event.status.code().map(|c| c.to_string())),
-        Source::StatusName => Cow::Borrowed(event.status.as_str()),
-        Source::Payout => owned(event.payout.map(|d| d.to_string())),
-        Source::Revenue => owned(event.revenue.map(|d| d.to_string())),
-        Source::Date => Cow::Owned(conversion_time.format(DATE_TIME).to_string()),
-        Source::Timestamp => Cow::Owned(conversion_time.timestamp().to_string()),
-        Source::ClickDate => owned(event.click_time.map(|t| t.format(DATE_TIME).to_string())),
-        Source::ClickUnix => owned(event.click_time.map(|t| t.timestamp().to_string())),
-        Source::ClickClock => owned(event.click_time.map(|t| t.format("%H:%M:%S").to_string())),
-        Source::ClickDay => owned(event.click_time.map(|t| t.format("%Y-%m-%d").to_string())),
-        Source::Rand => Cow::Borrowed(rand),
     }
 }
 

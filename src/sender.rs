@@ -26,8 +26,9 @@ struct GuardedResolver {
     guard: Arc<Guard>,
 }
 
+/// The lookup's own error is its source, printed once by whoever walks the chain.
 #[derive(Debug, thiserror::Error)]
-#[error("DNS lookup of {host} failed: {source}")]
+#[error("DNS lookup of {host} failed")]
 struct DnsError {
     host: String,
     source: std::io::Error,
@@ -138,6 +139,13 @@ impl Sender {
             Ok(u) => u,
             Err(e) => return failure(ErrorCode::Render, format!("rendered URL does not parse: {e}")),
         };
+        if HeaderValue::from_str(&req.idempotency_key).is_err() {
+            // Its value is left out: it is the event's, and cannot be printed safely either.
+            return failure(
+                ErrorCode::Render,
+                "the Idempotency-Key header cannot be built: the event_id holds a control character".into(),
+            );
+        }
         for hop in 0..=MAX_REDIRECTS {
             if let Some(blocked) = self.check_literal(&url) {
                 return failure(ErrorCode::Blocked, blocked.to_string());
@@ -161,6 +169,19 @@ impl Sender {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|loc| url.join(loc).ok());
                 if let Some(next) = next {
+                    if !matches!(next.scheme(), "http" | "https") {
+                        // No client may go there, so trying again cannot help (and the target
+                        // URL, which may carry secrets, is left out).
+                        let mut out = failure(
+                            ErrorCode::Redirects,
+                            format!(
+                                "a redirect to a `{}` URL is not followed (only http and https are)",
+                                next.scheme()
+                            ),
+                        );
+                        out.http_code = Some(status.as_u16());
+                        return out;
+                    }
                     if hop == MAX_REDIRECTS {
                         let mut out = failure(
                             ErrorCode::Redirects,
@@ -278,58 +299,55 @@ fn excerpt(body: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(cut).replace('\0', "\u{FFFD}"))
 }
 
-/// Maps a client error to a stable code, looking through its causes. The URL is left out of
-/// the text: it may carry secrets, and the attempt row has it (masked where shown) already.
+/// Maps a client error to a stable code by the types in its chain of causes, and prints each
+/// cause once (an EOF during the TLS handshake has no type of its own and counts as
+/// `connect`; both are retried). The URL is left out of the text: it may carry secrets, and the attempt row has
+/// it (masked where shown) already.
 fn from_error(e: reqwest::Error) -> Response {
     let e = e.without_url();
     let mut text = e.to_string();
-    let mut source: Option<&(dyn StdError + 'static)> = e.source();
     let mut code = None;
+    let mut source: Option<&(dyn StdError + 'static)> = e.source();
     while let Some(s) = source {
-        text = format!("{text}: {s}");
-        if code.is_none() {
-            if s.downcast_ref::<Blocked>().is_some() {
-                code = Some(ErrorCode::Blocked);
-            } else if s.downcast_ref::<DnsError>().is_some() {
-                code = Some(ErrorCode::Dns);
-            }
-        }
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        code = code.or_else(|| code_of_cause(s));
         source = s.source();
     }
-    let lower = text.to_ascii_lowercase();
-    let code = code.unwrap_or(if e.is_timeout() {
+    let code = if e.is_builder() {
+        // No request could be made of it (a header value, a URL the HTTP layer refuses):
+        // trying again would fail the same way.
+        ErrorCode::Render
+    } else if let Some(code) = code {
+        code
+    } else if e.is_timeout() {
         ErrorCode::Timeout
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-        ErrorCode::Tls
     } else {
         // Refused, reset, closed before the answer was complete: the transport failed, so the
         // request may be tried again (SPEC §5: connection errors are retryable).
         ErrorCode::Connect
-    });
+    };
     failure(code, text)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn excerpt_keeps_the_first_kib_and_no_nul() {
-        assert_eq!(excerpt(b""), None);
-        assert_eq!(excerpt(b"ok\0"), Some("ok\u{FFFD}".into()));
-        let long = "é".repeat(1000);
-        let got = excerpt(long.as_bytes()).expect("some");
-        assert_eq!(
-            got,
-            "é".repeat(EXCERPT_BYTES / 2),
-            "the first KiB, cut at a whole character"
-        );
-        let odd = format!("a{long}");
-        let got = excerpt(odd.as_bytes()).expect("some");
-        assert_eq!(
-            got,
-            format!("a{}", "é".repeat(EXCERPT_BYTES / 2 - 1)),
-            "a split é is left out"
-        );
+/// The code one cause stands for, if it is one we know by type. A TLS failure arrives as a
+/// `rustls::Error`, or inside the `std::io::Error` of the handshake, whose `source()` skips
+/// the error it wraps (so it is looked at through `get_ref`).
+fn code_of_cause(cause: &(dyn StdError + 'static)) -> Option<ErrorCode> {
+    if cause.is::<Blocked>() {
+        Some(ErrorCode::Blocked)
+    } else if cause.is::<DnsError>() {
+        Some(ErrorCode::Dns)
+    } else if cause.is::<rustls::Error>() {
+        Some(ErrorCode::Tls)
+    } else if let Some(io) = cause.downcast_ref::<std::io::Error>()
+        && let Some(inner) = io.get_ref()
+    {
+        code_of_cause(inner)
+    } else {
+        None
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -160,3 +160,31 @@ fn stored_form_round_trips() {
     assert_eq!(back, ev);
     assert_eq!(back.payout.map(|d| d.to_string()).as_deref(), Some("1.50"));
 }
+
+#[test]
+fn an_event_id_with_a_control_character_is_refused_naming_the_field() {
+    // Regression: `event_id` becomes the Idempotency-Key header, and a CR or LF there made a
+    // request no client can build; it was then retried for two days.
+    for bad in [
+        r"a\nb",
+        r"a\r\nX-Injected: 1",
+        r"tab\there",
+        r"nul\u0000",
+        r"del\u007f",
+        r"c1\u0085",
+    ] {
+        let body = format!(
+            r#"{{"conversion_id":"c","status":1,"updated_at":"2026-01-02T03:04:05Z","offer_id":1,"affiliate_id":1,"event_id":"{bad}"}}"#
+        );
+        let reason = err(body.as_bytes());
+        assert!(
+            reason.contains("`event_id`") && reason.contains("control characters"),
+            "{bad}: {reason}"
+        );
+    }
+    // Free text that never becomes a header keeps its line breaks.
+    let body = br#"{"conversion_id":"c","status":1,"updated_at":"2026-01-02T03:04:05Z","offer_id":1,"affiliate_id":1,"comment":"two\nlines","event_id":"e-1 \u00fc"}"#;
+    let ev = parse(body).expect("valid");
+    assert_eq!(ev.field("comment"), Some("two\nlines"));
+    assert_eq!(ev.event_id.as_deref(), Some("e-1 ü"));
+}

@@ -141,11 +141,9 @@ fn json_and_form_bodies_escape_values() {
 #[test]
 fn templates_are_validated() {
     match Template::parse("https://x.test/?a={nope}") {
-        Err(TemplateError::UnknownMacro { name }) => assert_eq!(name, "nope"),
+        Err(TemplateError::UnknownMacro { name, .. }) => assert_eq!(name, "nope"),
         other => panic!("unknown macro should be refused, got {other:?}"),
     }
-    let msg = Template::parse("{nope}").expect_err("refused").to_string();
-    assert!(msg.contains("{nope}") && msg.contains("clickid"), "{msg}");
     for bad in [
         "https://{sub1}.example.com/",
         "http://example.com{sub1}",
@@ -156,11 +154,126 @@ fn templates_are_validated() {
         assert!(Template::parse_url(bad).is_err(), "{bad} should be refused");
     }
     assert!(Template::parse_body(r#"{"sum": {sum}}"#, Escape::Json).is_err());
-    // Braces that are not macros are literal text.
-    let t = Template::parse_url("https://x.test/p?a={A}&b={}&c={sub1").expect("literal braces");
+    // Braces that are not macros, in any case, are literal text.
+    let t = Template::parse_url("https://x.test/p?a={A}&b={}&c={subb&d={-}&e={").expect("literal braces");
     assert_eq!(
         t.render(&sample(), Escape::Url, "r"),
-        "https://x.test/p?a={A}&b={}&c={sub1"
+        "https://x.test/p?a={A}&b={}&c={subb&d={-}&e={"
+    );
+}
+
+#[test]
+fn the_unknown_macro_message_names_the_nearest_macros_only() {
+    let msg = Template::parse("https://x.test/?a={clikid}")
+        .expect_err("refused")
+        .to_string();
+    assert_eq!(
+        msg,
+        "unknown macro {clikid}; did you mean `{clickid}` or `{click_id}`?"
+    );
+    let msg = Template::parse("{custom_field}")
+        .expect_err("refused")
+        .to_string();
+    assert!(msg.contains("`{custom_field1}`"), "{msg}");
+    assert!(
+        !msg.contains("payout") && !msg.contains("sub1"),
+        "not every name: {msg}"
+    );
+    let msg = Template::parse("{qwertyuiop}").expect_err("refused").to_string();
+    assert_eq!(
+        msg,
+        "unknown macro {qwertyuiop}; no known macro is close (see the README for the list)"
+    );
+}
+
+#[test]
+fn a_macro_in_another_case_or_unclosed_is_refused_with_a_hint() {
+    let table = [
+        (
+            "https://x.test/?c={ClickID}",
+            "{ClickID} is not a macro: macro names are lower-case; did you mean `{clickid}` or `{click_id}`?",
+        ),
+        (
+            "https://x.test/?s={STATUS}&x=1",
+            "{STATUS} is not a macro: macro names are lower-case; did you mean `{status}`?",
+        ),
+        (
+            "https://x.test/?s={status",
+            "{status is not closed; did you mean `{status}`?",
+        ),
+        (
+            "https://x.test/?s={sub1&t=2",
+            "{sub1 is not closed; did you mean `{sub1}`, `{sub2}` or `{sub3}`?",
+        ),
+        (
+            "https://x.test/{Date",
+            "{Date is not closed; did you mean `{date}`?",
+        ),
+    ];
+    for (template, want) in table {
+        let err = Template::parse_url(template).expect_err(template);
+        assert!(
+            matches!(
+                err,
+                TemplateError::WrongCase { .. } | TemplateError::Unclosed { .. }
+            ),
+            "{template}: {err:?}"
+        );
+        assert_eq!(err.to_string(), want, "{template}");
+    }
+    // In a body too: it would go out as literal text.
+    assert!(Template::parse_body("a={Sum}", Escape::Form).is_err());
+    assert!(Template::parse_body(r#"{"a":"{comment"}"#, Escape::Json).is_err());
+}
+
+#[test]
+fn a_host_no_request_can_be_built_to_is_refused() {
+    // Regression: `http://{` was accepted, then every attempt failed to build and was retried.
+    for bad in [
+        "http://{",
+        "http://{/cb?c={clickid}",
+        "https://a{-}.test/",
+        "http://a}b.test/",
+    ] {
+        match Template::parse_url(bad) {
+            Err(TemplateError::BadUrl(msg)) => assert!(msg.contains("host name"), "{bad}: {msg}"),
+            other => panic!("{bad} should be refused as a bad URL, got {other:?}"),
+        }
+    }
+    for good in [
+        "http://a-b_c.x.test:8080/p",
+        "https://münchen.test/",
+        "http://[::1]/",
+        "http://127.0.0.1/",
+    ] {
+        assert!(Template::parse_url(good).is_ok(), "{good}");
+    }
+}
+
+#[test]
+fn errors_that_quote_a_url_mask_its_secrets() {
+    let secret = "https://u:PASSW0RD@x.test/a/{sub1}?token=SECRET1&api_key=K3Y";
+    let t = Template::parse_url(secret).expect("valid");
+    let mut ev = sample();
+    ev.fields.insert("sub1".into(), "..".into());
+    let errors = [
+        t.render_url(&ev, "r").expect_err("a dot segment"),
+        Template::parse_url("https://u:PASSW0RD@{sub1}.x.test/?token=SECRET1&api_key=K3Y")
+            .expect_err("macro in host"),
+        Template::parse_url("http:///{sub1}/p?token=SECRET1&api_key=K3Y").expect_err("macro in host"),
+        Template::parse_url("ftp://u:PASSW0RD@x.test/?token=SECRET1&api_key=K3Y").expect_err("scheme"),
+        Template::parse_url("http://u:PASSW0RD@[::1/?token=SECRET1&api_key=K3Y").expect_err("no parse"),
+    ];
+    for err in errors {
+        let msg = err.to_string();
+        for secret in ["PASSW0RD", "SECRET1", "K3Y"] {
+            assert!(!msg.contains(secret), "{secret} in: {msg}");
+        }
+    }
+    let msg = t.render_url(&ev, "r").expect_err("a dot segment").to_string();
+    assert!(
+        msg.contains("x.test") && msg.contains("token=***"),
+        "the URL is shown, masked: {msg}"
     );
 }
 

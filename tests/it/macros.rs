@@ -86,3 +86,23 @@ async fn urls_add_refuses_an_unknown_macro_by_name() {
     assert_eq!(code, 0, "{err}");
     assert!(out.trim().parse::<i64>().is_ok(), "prints the id: {out}");
 }
+
+/// Regression: `http://{` was accepted and then failed every attempt; `{ClickID}` and an
+/// unclosed `{status` went out as literal text.
+#[tokio::test]
+async fn urls_add_refuses_what_cannot_be_meant_naming_the_nearest_macros() {
+    let env = Env::new().await;
+    let add = |url: &str| env.cli(&["urls", "add", "--offer", "1", "--url", url]);
+    for (url, want) in [
+        ("http://{", "host name"),
+        ("https://example.com/?c={ClickID}", "did you mean `{clickid}`"),
+        ("https://example.com/?s={status&x=1", "did you mean `{status}`"),
+    ] {
+        let (code, out, err) = add(url);
+        assert_ne!(code, 0, "{url} accepted: {out}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains(want), "{url}: {err}");
+    }
+    let (_, _, err) = add("https://example.com/?a={clikid}");
+    assert!(!err.contains("custom_field"), "the nearest names, not all: {err}");
+}

@@ -25,4 +25,5 @@ mod rejected;
 mod replicas;
 mod retries;
 mod startup;
+mod unsendable;
 mod walkthrough;

@@ -98,3 +98,122 @@ async fn secrets_are_masked_in_pretty_debug_logs_and_the_statistics() {
 async fn secrets_are_masked_in_json_trace_logs() {
     secrets_stay_out_of_logs("json", "trace").await;
 }
+
+/// A loopback port that accepts connections and never answers: every request to it times out.
+async fn silent_port() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    addr
+}
+
+/// A loopback port that nothing listens on: connections are refused.
+async fn closed_port() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("address")
+}
+
+/// Regression (issue 8, fault 3): errors quoted the rendered URL or the template, secrets and
+/// all. Every path that writes an error is taken once, each by its own URL with a password and
+/// secret parameters, and none of them may show a secret in `attempts.error`, the statistics
+/// or the daemon's logs.
+#[tokio::test]
+async fn no_error_path_shows_a_secret() {
+    let env = Env::new().await;
+    let answers_404 = Receiver::start().await;
+    answers_404.script(std::iter::repeat_n(Reply::status(404), 5));
+    // A plain HTTP server asked for TLS answers with bytes that are no TLS record.
+    let plain_http = Receiver::start().await;
+    let silent = silent_port().await;
+    let closed = closed_port().await;
+    let secrets = "partner:PASSW0RD@";
+    let query = "token=SECRET123&key=K3Y456";
+    let cases = [
+        (
+            "render",
+            format!("http://{secrets}{}/a/{{sub1}}?{query}", answers_404.addr),
+        ),
+        (
+            "blocked",
+            format!("http://{secrets}127.0.0.2:9/b?{query}&c={{clickid}}"),
+        ),
+        (
+            "dns",
+            format!("http://{secrets}no-such-host.invalid/d?{query}&c={{clickid}}"),
+        ),
+        (
+            "connect",
+            format!("http://{secrets}{closed}/c?{query}&c={{clickid}}"),
+        ),
+        (
+            "tls",
+            format!("https://{secrets}{}/t?{query}&c={{clickid}}", plain_http.addr),
+        ),
+        (
+            "timeout",
+            format!("http://{secrets}{silent}/s?{query}&c={{clickid}}"),
+        ),
+        (
+            "http",
+            format!("http://{secrets}{}/h?{query}&c={{clickid}}", answers_404.addr),
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (code, url) in &cases {
+        ids.push((env.add_url("1", url).await, *code));
+    }
+    let mut daemon = Daemon::spawn(
+        &env,
+        &[
+            ("XPB_LOG__LEVEL", "trace"),
+            // The guard as shipped, opened for 127.0.0.1 only, so 127.0.0.2 is refused.
+            ("XPB_DELIVERY__ALLOW_PRIVATE_NETWORKS", "false"),
+            ("XPB_DELIVERY__ALLOW_CIDRS", "127.0.0.1/32"),
+            ("XPB_DELIVERY__RETRY_SCHEDULE", "50ms"),
+            ("XPB_DELIVERY__CONNECT_TIMEOUT", "300ms"),
+            ("XPB_DELIVERY__TIMEOUT", "600ms"),
+        ],
+    );
+    daemon.wait_for_line(&["consuming"]).await;
+    // `..` in the path of the first URL is refused at render time.
+    let extra = json!({"sub1": "..", "click_id": "k1"});
+    env.publish(&[ev("c1", "approved", 0, extra)]).await;
+    let pg = env.pg().await;
+    wait_count(&pg, "SELECT count(*) FROM deliveries WHERE state = 'failed'", 7).await;
+    let lines = daemon.kill().await;
+
+    let got = rows(&pg, "SELECT url_id::text, error_code, error FROM attempts").await;
+    let shown = rows(&pg, "SELECT postback_url, error FROM cross_postback_stats").await;
+    assert!(shown.len() >= 7, "{shown:?}");
+    let cells = got.iter().chain(&shown).flatten().flatten();
+    let leaks: Vec<&String> = cells
+        .chain(&lines)
+        .filter(|t| SECRETS.iter().any(|s| t.contains(s)))
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "{} cells or log lines carry a secret, e.g.: {:#?}",
+        leaks.len(),
+        &leaks[..leaks.len().min(5)]
+    );
+    // Each path was taken: the test would prove nothing for a path it missed.
+    for (id, code) in &ids {
+        let row = got
+            .iter()
+            .find(|r| r[0] == Some(id.to_string()))
+            .unwrap_or_else(|| panic!("no attempt for the {code} URL: {got:?}"));
+        assert_eq!(row[1].as_deref(), Some(*code), "{row:?}");
+    }
+    // The render error still names the URL, masked.
+    let render = got
+        .iter()
+        .find(|r| r[1].as_deref() == Some("render"))
+        .expect("render row");
+    let error = render[2].clone().unwrap_or_default();
+    assert!(error.contains("token=***"), "{error}");
+}

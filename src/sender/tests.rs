@@ -1,0 +1,169 @@
+//! How the sender classifies what goes wrong, against loopback listeners of the test's own.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::*;
+use crate::retry::{Verdict, classify};
+
+fn sender() -> Sender {
+    Sender::new(
+        Guard::new(true, vec![]),
+        Duration::from_millis(1000),
+        Duration::from_millis(3000),
+        64 * 1024,
+    )
+    .expect("client builds")
+}
+
+fn get(url: &str) -> Request {
+    Request {
+        method: Method::GET,
+        url: url.to_owned(),
+        body: None,
+        idempotency_key: "key-1".into(),
+        follow_redirects: true,
+    }
+}
+
+/// A listener on loopback that answers every connection with `answer` (after reading what
+/// the client sends first) and closes; returns its address.
+async fn answering(answer: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(answer).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+fn code_of(response: &Response) -> (ErrorCode, &str) {
+    let (code, text) = response.error.as_ref().expect("an error");
+    (*code, text.as_str())
+}
+
+/// Each cause of a chain is printed once: no `: `-separated part of the text repeats.
+fn each_cause_once(text: &str) {
+    let parts: Vec<&str> = text.split(": ").collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(
+            !parts[i + 1..].contains(part),
+            "`{part}` printed twice in: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_header_no_request_can_carry_is_a_render_error_not_retried() {
+    // Regression: a CR/LF in the idempotency key (from `event_id`) was recorded `connect` and
+    // retried for two days.
+    let addr = answering(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+    let mut req = get(&format!("http://{addr}/p"));
+    req.idempotency_key = "e-1\r\nX-Injected: 1:7".into();
+    let out = sender().send(&req).await;
+    let (code, text) = code_of(&out);
+    assert_eq!(code, ErrorCode::Render, "{text}");
+    assert_eq!(out.http_code, None);
+    assert_eq!(classify(out.http_code, Some(code)), Verdict::Fail);
+    assert!(!text.contains("X-Injected"), "the value is not echoed: {text}");
+}
+
+#[tokio::test]
+async fn a_url_no_request_can_be_built_for_is_a_render_error() {
+    // Regression: `http://{` parses as a URL, but no HTTP request can be made of it.
+    for url in ["http://{/p", "http://a{b/", "not a url"] {
+        let out = sender().send(&get(url)).await;
+        let (code, text) = code_of(&out);
+        assert_eq!(code, ErrorCode::Render, "{url}: {text}");
+        assert_eq!(classify(out.http_code, Some(code)), Verdict::Fail, "{url}");
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_scheme_is_not_followed_and_not_retried() {
+    // Regression: a redirect to `file:` or `gopher:` was recorded `connect` and retried.
+    let file =
+        answering(b"HTTP/1.1 302 Found\r\nlocation: file:///etc/passwd\r\ncontent-length: 0\r\n\r\n").await;
+    let gopher = answering(
+        b"HTTP/1.1 301 Moved\r\nlocation: gopher://127.0.0.1:70/1?token=S3CRET\r\ncontent-length: 0\r\n\r\n",
+    )
+    .await;
+    for (addr, status) in [(file, 302), (gopher, 301)] {
+        let out = sender().send(&get(&format!("http://{addr}/p"))).await;
+        let (code, text) = code_of(&out);
+        assert_eq!(code, ErrorCode::Redirects, "{text}");
+        assert_eq!(out.http_code, Some(status));
+        assert_eq!(classify(out.http_code, Some(code)), Verdict::Fail);
+        assert!(text.contains("http"), "says what is followed: {text}");
+        assert!(!text.contains("S3CRET") && !text.contains("passwd"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn tls_errors_are_told_by_their_type() {
+    // An https URL to a port that speaks plain HTTP: rustls refuses the answer. Its message
+    // ("received corrupt message of type InvalidContentType") names no TLS word.
+    let plain =
+        answering(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+    let out = sender().send(&get(&format!("https://{plain}/p"))).await;
+    let (code, text) = code_of(&out);
+    assert_eq!(code, ErrorCode::Tls, "{text}");
+    assert_eq!(classify(out.http_code, Some(code)), Verdict::Retry);
+    each_cause_once(text);
+}
+
+#[tokio::test]
+async fn a_tls_handshake_cut_short_is_connect_and_retried() {
+    // The listener closes right after the TCP accept: no TLS error type is in the chain (only
+    // an EOF), so it counts as a broken connection; both codes are retried.
+    let closes = answering(b"").await;
+    let out = sender().send(&get(&format!("https://{closes}/p"))).await;
+    let (code, text) = code_of(&out);
+    assert_eq!(code, ErrorCode::Connect, "{text}");
+    assert_eq!(classify(out.http_code, Some(code)), Verdict::Retry);
+    each_cause_once(text);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_connect_and_a_missing_name_is_dns_each_cause_once() {
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = closed.local_addr().expect("address");
+    drop(closed);
+    let out = sender().send(&get(&format!("http://{addr}/p"))).await;
+    let (code, text) = code_of(&out);
+    assert_eq!(code, ErrorCode::Connect, "{text}");
+    each_cause_once(text);
+
+    let out = sender().send(&get("http://no-such-host.invalid/p")).await;
+    let (code, text) = code_of(&out);
+    assert_eq!(code, ErrorCode::Dns, "{text}");
+    assert!(text.contains("no-such-host.invalid"), "{text}");
+    each_cause_once(text);
+}
+
+#[test]
+fn excerpt_keeps_the_first_kib_and_no_nul() {
+    assert_eq!(excerpt(b""), None);
+    assert_eq!(excerpt(b"ok\0"), Some("ok\u{FFFD}".into()));
+    let long = "é".repeat(1000);
+    let got = excerpt(long.as_bytes()).expect("some");
+    assert_eq!(
+        got,
+        "é".repeat(EXCERPT_BYTES / 2),
+        "the first KiB, cut at a whole character"
+    );
+    let odd = format!("a{long}");
+    let got = excerpt(odd.as_bytes()).expect("some");
+    assert_eq!(
+        got,
+        format!("a{}", "é".repeat(EXCERPT_BYTES / 2 - 1)),
+        "a split é is left out"
+    );
+}
