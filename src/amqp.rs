@@ -8,12 +8,14 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 
 use crate::config::Amqp;
 
+/// Errors of the broker. A variant's text names what failed; its cause is its source, left out
+/// of the text (print the whole with [`crate::report::one_line`]).
 #[derive(Debug, thiserror::Error)]
 pub enum AmqpError {
-    #[error("broker: {0}")]
+    #[error("broker")]
     Lapin(#[from] lapin::Error),
     #[error(
-        "declaring {what}: {source} (an existing queue or exchange declared with other arguments must be deleted, or the configuration changed to match it)"
+        "declaring {what} (an existing queue or exchange declared with other arguments must be deleted, or the configuration changed to match it)"
     )]
     Topology { what: String, source: lapin::Error },
     #[error("the broker returned the message as unroutable ({0})")]

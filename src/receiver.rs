@@ -25,14 +25,42 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
 }
 
 async fn print_request(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> &'static str {
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    let key = headers.get("idempotency-key").map_or_else(
+        || "-".to_owned(),
+        |v| printable(&String::from_utf8_lossy(v.as_bytes())),
+    );
     let time = chrono::Utc::now().format("%H:%M:%S%.3f");
-    println!("{time} {method} {uri}  Idempotency-Key: {key}");
+    println!(
+        "{time} {method} {}  Idempotency-Key: {key}",
+        printable(&uri.to_string())
+    );
     if !body.is_empty() {
-        println!("    {}", String::from_utf8_lossy(&body));
+        println!("    {}", printable(&String::from_utf8_lossy(&body)));
     }
     "ok\n"
+}
+
+/// The text with control characters escaped (`\u{1b}`, `\n`, …), so that a request cannot
+/// move the cursor, recolour or retitle the terminal it is printed on, or forge a line.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            super::printable("a\u{1b}]0;pwned\u{7}\r\nb\té"),
+            "a\\u{1b}]0;pwned\\u{7}\\r\\nb\\té"
+        );
+    }
 }

@@ -39,22 +39,11 @@ fn table(header: &[&str], rows: &[Vec<Option<String>>]) -> String {
     out
 }
 
+/// Every CSV we write goes through [`crate::csv_text`], which neutralises formula cells.
 fn csv(header: &[&str], rows: &[Vec<Option<String>>]) -> String {
-    let quote = |s: &str| {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_owned()
-        }
-    };
-    let mut out = header.iter().map(|h| quote(h)).collect::<Vec<_>>().join(",") + "\n";
+    let mut out = crate::csv_text::record(header.iter().copied());
     for row in rows {
-        out += &(row
-            .iter()
-            .map(|c| quote(c.as_deref().unwrap_or("")))
-            .collect::<Vec<_>>()
-            .join(",")
-            + "\n");
+        out += &crate::csv_text::record(row.iter().map(|c| c.as_deref().unwrap_or("")));
     }
     out
 }
@@ -100,6 +89,11 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!([{"id": 1, "text": "a,\"b\"", "none": null}])
+        );
+        let formulas = vec![vec![Some("-1".to_owned()), Some("=cmd()".to_owned()), None]];
+        assert_eq!(
+            render(Format::Csv, &header, &formulas, &["id"]),
+            "id,text,none\n'-1,'=cmd(),\n"
         );
         assert_eq!(
             render(Format::Table, &header, &rows, &[]),
