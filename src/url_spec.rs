@@ -224,7 +224,8 @@ mod tests {
     #[test]
     fn refusals_name_the_field() {
         let long = "x".repeat(129);
-        let cases: Vec<(Box<dyn FnOnce(&mut UrlSpec)>, &str)> = vec![
+        type Edit = Box<dyn FnOnce(&mut UrlSpec)>;
+        let cases: Vec<(Edit, &str)> = vec![
             (
                 Box::new(|s| s.offer_id = String::new()),
                 "offer id must not be empty",
