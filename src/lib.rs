@@ -15,7 +15,8 @@
 //! - [`retry`]     schedule, classification, `Retry-After`
 //! - [`guard`]     the network guard's rule: which resolved addresses may be sent to
 //! - [`mask`]      secrets in URLs masked for logs and output (the SQL view's rule too)
-//! - [`csv_text`]  CSV cells, quoted and with formula cells neutralised
+//! - [`output`]    printed text made safe: control characters escaped, CSV formula cells
+//!   neutralised
 //! - [`report`]    an error and its causes on one line, each cause once
 //!
 //! I/O at the edges:
@@ -34,12 +35,12 @@
 //! - [`bench`]     the throughput instrument: the parts bare, then the daemon end to end
 
 pub mod config;
-pub mod csv_text;
 pub mod dedupe;
 pub mod event;
 pub mod guard;
 pub mod macros;
 pub mod mask;
+pub mod output;
 pub mod report;
 pub mod retry;
 pub mod url_spec;

@@ -7,6 +7,8 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, Uri};
 
+use crate::output::printable;
+
 pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -27,7 +29,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
 async fn print_request(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> &'static str {
     let key = headers.get("idempotency-key").map_or_else(
         || "-".to_owned(),
-        |v| printable(&String::from_utf8_lossy(v.as_bytes())),
+        |v| printable(&String::from_utf8_lossy(v.as_bytes())).into_owned(),
     );
     let time = chrono::Utc::now().format("%H:%M:%S%.3f");
     println!(
@@ -38,29 +40,4 @@ async fn print_request(method: Method, uri: Uri, headers: HeaderMap, body: Bytes
         println!("    {}", printable(&String::from_utf8_lossy(&body)));
     }
     "ok\n"
-}
-
-/// The text with control characters escaped (`\u{1b}`, `\n`, …), so that a request cannot
-/// move the cursor, recolour or retitle the terminal it is printed on, or forge a line.
-pub fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(
-            super::printable("a\u{1b}]0;pwned\u{7}\r\nb\té"),
-            "a\\u{1b}]0;pwned\\u{7}\\r\\nb\\té"
-        );
-    }
 }

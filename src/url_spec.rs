@@ -65,8 +65,12 @@ pub enum UrlSpecError {
     OfferId(&'static str),
     #[error("goal {0}")]
     Goal(&'static str),
+    #[error("url template contains control characters")]
+    UrlControl,
     #[error("url template")]
     Url(#[source] TemplateError),
+    #[error("body template contains control characters (other than tab and line breaks)")]
+    BodyControl,
     #[error("body template")]
     Body(#[source] TemplateError),
     #[error("a body needs the POST method")]
@@ -123,10 +127,20 @@ pub fn validate(spec: UrlSpec) -> Result<NewUrl, UrlSpecError> {
     if let Some(goal) = &spec.goal {
         check_text(goal, MAX_GOAL_CHARS).map_err(UrlSpecError::Goal)?;
     }
+    // A URL parser drops tabs and line breaks, so what is stored would not be what is sent.
+    if spec.url.chars().any(char::is_control) {
+        return Err(UrlSpecError::UrlControl);
+    }
     Template::parse_url(&spec.url).map_err(UrlSpecError::Url)?;
     if let Some(body) = &spec.body {
         if spec.method != Method::Post {
             return Err(UrlSpecError::BodyWithoutPost);
+        }
+        if body
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        {
+            return Err(UrlSpecError::BodyControl);
         }
         let escape = Escape::for_content_type(spec.content_type.as_str());
         Template::parse_body(body, escape).map_err(UrlSpecError::Body)?;

@@ -17,7 +17,11 @@ pub fn render(format: Format, header: &[&str], rows: &[Vec<Option<String>>], num
 }
 
 fn table(header: &[&str], rows: &[Vec<Option<String>>]) -> String {
-    let cell = |c: &Option<String>| c.as_deref().unwrap_or("").replace(['\n', '\r', '\t'], " ");
+    // A line break or tab would break the columns; any other control character is escaped.
+    let cell = |c: &Option<String>| {
+        let text = c.as_deref().unwrap_or("").replace(['\n', '\r', '\t'], " ");
+        crate::output::printable(&text).into_owned()
+    };
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, c) in row.iter().enumerate() {
@@ -39,11 +43,11 @@ fn table(header: &[&str], rows: &[Vec<Option<String>>]) -> String {
     out
 }
 
-/// Every CSV we write goes through [`crate::csv_text`], which neutralises formula cells.
+/// Every CSV we write goes through [`crate::output`], which neutralises formula cells.
 fn csv(header: &[&str], rows: &[Vec<Option<String>>]) -> String {
-    let mut out = crate::csv_text::record(header.iter().copied());
+    let mut out = crate::output::csv_record(header.iter().copied());
     for row in rows {
-        out += &crate::csv_text::record(row.iter().map(|c| c.as_deref().unwrap_or("")));
+        out += &crate::output::csv_record(row.iter().map(|c| c.as_deref().unwrap_or("")));
     }
     out
 }
