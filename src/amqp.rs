@@ -198,3 +198,24 @@ pub fn with_header(mut table: FieldTable, key: &str, value: &str) -> FieldTable 
     table.insert(key.into(), AMQPValue::LongString(LongString::from(value)));
     table
 }
+
+#[cfg(test)]
+mod tests {
+    use super::AmqpError;
+
+    /// Each cause once, however the error is printed.
+    #[test]
+    fn a_broker_error_shows_its_cause_once() {
+        let cause = || lapin::Error::from(lapin::ErrorKind::ChannelsLimitReached);
+        let topology = AmqpError::Topology {
+            what: "queue `q`".into(),
+            source: cause(),
+        };
+        for e in [AmqpError::from(cause()), topology] {
+            let e = anyhow::Error::new(e);
+            for text in [format!("{e:#}"), crate::report::one_line(e.as_ref())] {
+                assert_eq!(text.matches("maximum number of channels").count(), 1, "{text}");
+            }
+        }
+    }
+}

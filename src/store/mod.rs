@@ -174,3 +174,26 @@ async fn apply_migrations(client: &mut deadpool_postgres::Client) -> Result<Vec<
     }
     Ok(applied)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::StoreError;
+
+    /// Each cause once: a variant's text leaves its source out, so that anyhow's `{:#}` and
+    /// [`crate::report::one_line`] (which the CLI prints with) show it once.
+    #[test]
+    fn a_store_error_shows_the_database_cause_once() {
+        // A real tokio-postgres error with a source: a connection string that does not parse.
+        let pg = "postgres://h/db?sslmode=bogus"
+            .parse::<tokio_postgres::Config>()
+            .expect_err("bad sslmode");
+        let cause = pg.source().map(ToString::to_string).expect("has a source");
+        let e = anyhow::Error::new(StoreError::from(pg)).context("migrating");
+        for text in [format!("{e:#}"), crate::report::one_line(e.as_ref())] {
+            assert_eq!(text.matches(&cause).count(), 1, "{text}");
+            assert!(text.starts_with("migrating: database: "), "{text}");
+        }
+    }
+}
