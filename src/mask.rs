@@ -11,8 +11,8 @@
 //! - **parameters**: at every `?`, `&`, `;` or `#`, a name (up to `=`; no `=&;#`) that holds one
 //!   of [`SECRET_WORDS`] (case-insensitive, each letter possibly percent-encoded) has its value,
 //!   up to the next `&`, `;` or `#`, replaced by `***`;
-//! - **user-info**: in text that starts (after control characters and spaces) with a scheme and
-//!   a colon, then any `/` or `\`, a user (no `:`) and a `:`, what runs up to the last `@`
+//! - **user-info**: wherever a scheme and a colon, then any `/` or `\`, a user (no `:`) and a
+//!   `:` stand (a URL alone, or one inside an error message), what runs up to the last `@`
 //!   before the next `/`, `\`, `?` or `#` is the password and becomes `***`.
 //!
 //! Parameters are masked first, then the password, in both implementations.
@@ -85,27 +85,44 @@ fn mask_params(text: &str) -> String {
 
 fn mask_password(text: &str) -> String {
     let b = text.as_bytes();
-    // Leading control characters and spaces (a URL parser drops them).
-    let mut i = find(b, 0, |c| !(1..=b' ').contains(&c));
-    if !b.get(i).is_some_and(u8::is_ascii_alphabetic) {
-        return text.to_owned();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match userinfo_at(b, i) {
+            Some((colon, at)) => {
+                out.push_str(&text[copied..=colon]);
+                out.push_str(MASK);
+                copied = at;
+                i = at + 1;
+            }
+            None => i += 1,
+        }
     }
-    i = find(b, i, |c| {
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// For `scheme:[/\\]*user:password@` starting at `start`: the index of the colon before the
+/// password and of the last `@` before the next `/`, `\`, `?` or `#`.
+fn userinfo_at(b: &[u8], start: usize) -> Option<(usize, usize)> {
+    if !b[start].is_ascii_alphabetic() {
+        return None;
+    }
+    let scheme_end = find(b, start, |c| {
         !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'.' | b'-'))
     });
-    if b.get(i) != Some(&b':') {
-        return text.to_owned();
+    if b.get(scheme_end) != Some(&b':') {
+        return None;
     }
-    i = find(b, i + 1, |c| !matches!(c, b'/' | b'\\'));
-    let user_end = find(b, i, |c| matches!(c, b':' | b'/' | b'\\' | b'?' | b'#'));
-    if b.get(user_end) != Some(&b':') {
-        return text.to_owned();
+    let user = find(b, scheme_end + 1, |c| !matches!(c, b'/' | b'\\'));
+    let colon = find(b, user, |c| matches!(c, b':' | b'/' | b'\\' | b'?' | b'#'));
+    if b.get(colon) != Some(&b':') {
+        return None;
     }
-    let authority_end = find(b, user_end + 1, |c| matches!(c, b'/' | b'\\' | b'?' | b'#'));
-    let Some(at) = text[user_end + 1..authority_end].rfind('@') else {
-        return text.to_owned();
-    };
-    format!("{}{MASK}{}", &text[..=user_end], &text[user_end + 1 + at..])
+    let authority_end = find(b, colon + 1, |c| matches!(c, b'/' | b'\\' | b'?' | b'#'));
+    let at = b[colon + 1..authority_end].iter().rposition(|&c| c == b'@')?;
+    Some((colon, colon + 1 + at))
 }
 
 /// The first index at or after `from` whose byte satisfies `stop`, or the length.
