@@ -8,12 +8,14 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 
 use crate::config::Amqp;
 
+/// Errors of the broker. A variant's text names what failed; its cause is its source, left out
+/// of the text (print the whole with [`crate::report::one_line`]).
 #[derive(Debug, thiserror::Error)]
 pub enum AmqpError {
-    #[error("broker: {0}")]
+    #[error("broker")]
     Lapin(#[from] lapin::Error),
     #[error(
-        "declaring {what}: {source} (an existing queue or exchange declared with other arguments must be deleted, or the configuration changed to match it)"
+        "declaring {what} (an existing queue or exchange declared with other arguments must be deleted, or the configuration changed to match it)"
     )]
     Topology { what: String, source: lapin::Error },
     #[error("the broker returned the message as unroutable ({0})")]
@@ -195,4 +197,25 @@ pub fn clean(s: &str) -> String {
 pub fn with_header(mut table: FieldTable, key: &str, value: &str) -> FieldTable {
     table.insert(key.into(), AMQPValue::LongString(LongString::from(value)));
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AmqpError;
+
+    /// Each cause once, however the error is printed.
+    #[test]
+    fn a_broker_error_shows_its_cause_once() {
+        let cause = || lapin::Error::from(lapin::ErrorKind::ChannelsLimitReached);
+        let topology = AmqpError::Topology {
+            what: "queue `q`".into(),
+            source: cause(),
+        };
+        for e in [AmqpError::from(cause()), topology] {
+            let e = anyhow::Error::new(e);
+            for text in [format!("{e:#}"), crate::report::one_line(e.as_ref())] {
+                assert_eq!(text.matches("maximum number of channels").count(), 1, "{text}");
+            }
+        }
+    }
 }

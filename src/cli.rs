@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, Dur};
 use crate::event::Status;
-use crate::macros::{Escape, Template};
 use crate::store::{self, stats, urls};
+use crate::url_spec::{self, UrlSpec};
 
 mod publish;
 mod redeliver;
@@ -66,12 +66,15 @@ pub enum Command {
 pub enum UrlsCommand {
     /// Add a URL (validates the template); prints its id.
     Add(AddUrl),
-    /// List URLs.
+    /// List URLs (secrets in them masked).
     List {
         #[arg(long, value_name = "ID")]
         offer: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Show the URLs' tokens, keys and passwords instead of ***.
+        #[arg(long)]
+        show_secrets: bool,
     },
     /// Disable a URL; its pending deliveries are cancelled.
     Disable { id: i64 },
@@ -120,12 +123,20 @@ pub enum ContentType {
     Form,
 }
 
-impl ContentType {
-    /// As stored in `cross_postback_urls.content_type`.
-    fn as_str(self) -> &'static str {
-        match self {
-            ContentType::Json => "json",
-            ContentType::Form => "form",
+impl From<HttpMethod> for url_spec::Method {
+    fn from(m: HttpMethod) -> url_spec::Method {
+        match m {
+            HttpMethod::Get => url_spec::Method::Get,
+            HttpMethod::Post => url_spec::Method::Post,
+        }
+    }
+}
+
+impl From<ContentType> for url_spec::ContentType {
+    fn from(c: ContentType) -> url_spec::ContentType {
+        match c {
+            ContentType::Json => url_spec::ContentType::Json,
+            ContentType::Form => url_spec::ContentType::Form,
         }
     }
 }
@@ -203,8 +214,19 @@ async fn urls_command(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
             let id = urls::add(&client, &new).await?;
             println!("{id}");
         }
-        UrlsCommand::List { offer, format } => {
+        UrlsCommand::List {
+            offer,
+            format,
+            show_secrets,
+        } => {
             let rows = urls::list(&client, offer.as_deref()).await?;
+            let shown = |url: &str| {
+                if show_secrets {
+                    url.to_owned()
+                } else {
+                    crate::mask::mask_url(url)
+                }
+            };
             let header = [
                 "id",
                 "offer_id",
@@ -222,7 +244,7 @@ async fn urls_command(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
                         Some(u.id.to_string()),
                         Some(u.offer_id.clone()),
                         Some(u.method.clone()),
-                        Some(u.url.clone()),
+                        Some(shown(&u.url)),
                         u.goal.clone(),
                         Some(u.statuses.join(",")),
                         Some(u.content_type.clone()),
@@ -248,41 +270,18 @@ async fn urls_command(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks a new URL: the template, the body, the statuses.
+/// Checks a new URL given on the command line (see [`url_spec::validate`]).
 pub fn validate_url(add: AddUrl) -> anyhow::Result<urls::NewUrl> {
-    Template::parse_url(&add.url)?;
-    let content_type = add.content_type.as_str();
-    if let Some(body) = &add.body {
-        if add.method != HttpMethod::Post {
-            bail!("--body needs --method POST");
-        }
-        Template::parse_body(body, Escape::for_content_type(content_type))?;
-    }
-    let statuses = match add.statuses {
-        None => vec![Status::Approved, Status::Declined, Status::Pending],
-        Some(list) => list
-            .iter()
-            .map(|s| match Status::parse(s) {
-                Some(st) if st.is_announced() => Ok(st),
-                _ => bail!("--statuses: {s:?} is not one of approved, declined, pending"),
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?,
-    };
-    Ok(urls::NewUrl {
+    Ok(url_spec::validate(UrlSpec {
         offer_id: add.offer,
         url: add.url,
-        method: if add.method == HttpMethod::Post {
-            "POST"
-        } else {
-            "GET"
-        }
-        .into(),
+        method: add.method.into(),
         goal: add.goal,
-        statuses,
+        statuses: add.statuses,
         body: add.body,
-        content_type: content_type.into(),
+        content_type: add.content_type.into(),
         follow_redirects: add.follow_redirects,
-    })
+    })?)
 }
 
 async fn attempts(args: AttemptsArgs, cfg: &Config) -> anyhow::Result<()> {

@@ -6,23 +6,33 @@
 //! next one. A channel from intake to dispatch makes first attempts immediate; the table
 //! makes them durable.
 //!
-//! Pure logic (no I/O):
-//! - [`event`]    the message: parse, validate, normalise
-//! - [`dedupe`]   the §4 decision over a conversion's history
-//! - [`macros`]   URL and body templates: parse, validate, render
-//! - [`retry`]    schedule, classification, `Retry-After`
-//! - [`config`]   layered settings, validated once
+//! Pure logic (no I/O; imports none of the modules below it):
+//! - [`event`]     the message: parse, validate, normalise
+//! - [`dedupe`]    the §4 decision over a conversion's history
+//! - `plan`        the intake decision plan of a batch: a snapshot in, rows and hand-offs out
+//! - [`macros`]    URL and body templates: parse, validate, render
+//! - [`url_spec`]  a cross-postback URL as given, checked before it is stored
+//! - [`retry`]     schedule, classification, `Retry-After`
+//! - [`guard`]     the network guard's rule: which resolved addresses may be sent to
+//! - [`mask`]      secrets in URLs masked for logs and output (the SQL view's rule too)
+//! - [`output`]    printed text made safe: control characters escaped, CSV formula cells
+//!   neutralised
+//! - [`report`]    an error and its causes on one line, each cause once
 //!
 //! I/O at the edges:
-//! - [`store`]    migrations and every SQL statement
-//! - [`amqp`]     connection, topology, publishing with confirms
-//! - [`intake`]   consumer, batched decide-and-log transaction, acks, dead-lettering
-//! - [`sender`]   the HTTP client: timeouts, body cap, redirects, network guard
-//! - [`dispatch`] claiming, per-host limits, sending, recording, handing off
-//! - [`ops`]      `/healthz`, `/readyz`, `/metrics`
-//! - [`daemon`]   wires intake, dispatch and ops together until shutdown
-//! - [`cli`]      subcommands → library calls
-//! - [`receiver`] a throwaway HTTP receiver for demos and tests
+//! - [`config`]    layered settings (a file, the environment), parsed once into typed,
+//!   bounded values
+//! - [`store`]     migrations and every SQL statement
+//! - [`amqp`]      connection, topology, publishing with confirms
+//! - [`intake`]    consumer, batched decide-and-log transaction, acks, dead-lettering
+//! - [`sender`]    the HTTP client: timeouts, body cap, redirects, network guard
+//! - [`dispatch`]  claiming, per-host limits, sending, recording, handing off
+//! - [`ops`]       `/healthz`, `/readyz`, `/metrics`
+//! - [`telemetry`] logging setup; caps the libraries that log secrets when verbose
+//! - [`daemon`]    wires intake, dispatch and ops together until shutdown
+//! - [`cli`]       subcommands → library calls
+//! - [`receiver`]  a throwaway HTTP receiver for demos and tests
+//! - [`bench`]     the throughput instrument: the parts bare, then the daemon end to end
 
 pub mod config;
 pub mod dedupe;
@@ -30,7 +40,10 @@ pub mod event;
 pub mod guard;
 pub mod macros;
 pub mod mask;
+pub mod output;
+pub mod report;
 pub mod retry;
+pub mod url_spec;
 
 pub mod amqp;
 pub mod cli;

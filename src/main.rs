@@ -55,8 +55,8 @@ fn main() -> ExitCode {
     }
 }
 
+/// One line on stderr: the error and each of its causes once.
 fn fail(e: &anyhow::Error) -> ExitCode {
-    let text = format!("{e:#}").replace('\n', " ");
-    eprintln!("error: {text}");
+    eprintln!("error: {}", cross_postback::report::one_line(e.as_ref()));
     ExitCode::FAILURE
 }

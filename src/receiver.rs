@@ -7,6 +7,8 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, Uri};
 
+use crate::output::printable;
+
 pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -25,14 +27,17 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
 }
 
 async fn print_request(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> &'static str {
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    let key = headers.get("idempotency-key").map_or_else(
+        || "-".to_owned(),
+        |v| printable(&String::from_utf8_lossy(v.as_bytes())).into_owned(),
+    );
     let time = chrono::Utc::now().format("%H:%M:%S%.3f");
-    println!("{time} {method} {uri}  Idempotency-Key: {key}");
+    println!(
+        "{time} {method} {}  Idempotency-Key: {key}",
+        printable(&uri.to_string())
+    );
     if !body.is_empty() {
-        println!("    {}", String::from_utf8_lossy(&body));
+        println!("    {}", printable(&String::from_utf8_lossy(&body)));
     }
     "ok\n"
 }

@@ -1,11 +1,25 @@
 //! Logging through `tracing`: human-readable by default, JSON with `log.format = "json"`.
+//!
+//! Some libraries log secrets when verbose, so their targets are capped at `info` by a filter
+//! of its own, beside the user's (`log.level` or `RUST_LOG`): no filter the user writes, however
+//! specific (`tokio_postgres::query=trace`, a span directive), can lift the cap.
+//! - `lapin` and `amq_protocol*` log every frame at `trace`, the broker login (the SASL
+//!   response with the password) and message bodies among them;
+//! - `tokio_postgres` logs every statement with its parameters at `debug`: an attempt's
+//!   insert carries the URL as sent, secrets and all.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{Log, LogFormat};
+
+/// Targets whose events below `info` may carry secrets (prefixes: `amq_protocol` covers
+/// `amq_protocol_tcp` and `amq_protocol_uri`).
+pub const CAPPED_TARGETS: &[&str] = &["lapin", "amq_protocol", "tokio_postgres"];
 
 /// Installs the global subscriber (once; later calls, as in tests, are ignored). `RUST_LOG`
 /// wins over `log.level` when set. Colours only on a terminal: a log file or journal gets
@@ -16,27 +30,31 @@ pub fn init(log: &Log) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match log.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(caps())
+            .try_init(),
+        LogFormat::Pretty => builder.finish().with(caps()).try_init(),
     };
 }
 
-/// The filter from `RUST_LOG` (when set and valid) or `log.level`.
-///
-/// tokio-postgres logs every statement with its parameters at `debug`, and an attempt's
-/// insert carries the URL as sent, secrets and all; so it stays at `info` unless the filter
-/// names it, however verbose the rest is.
+/// The user's filter: `RUST_LOG` (when set and valid) or `log.level`.
 fn filter(rust_log: Option<&str>, level: &str) -> EnvFilter {
     let text = rust_log
         .filter(|t| EnvFilter::try_new(t).is_ok())
         .unwrap_or(level);
-    let filter = EnvFilter::try_new(text).unwrap_or_else(|_| EnvFilter::new("info"));
-    let verbose = filter.max_level_hint().is_none_or(|l| l > LevelFilter::INFO);
-    if verbose && !text.contains("tokio_postgres") {
-        filter.add_directive("tokio_postgres=info".parse().expect("a valid directive"))
-    } else {
-        filter
-    }
+    EnvFilter::try_new(text).unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// Everything passes but the [`CAPPED_TARGETS`] below `info`.
+fn caps() -> Targets {
+    CAPPED_TARGETS
+        .iter()
+        .fold(Targets::new().with_default(LevelFilter::TRACE), |t, target| {
+            t.with_target(*target, LevelFilter::INFO)
+        })
 }
 
 #[cfg(test)]
@@ -44,22 +62,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn query_parameters_stay_out_of_verbose_logs_unless_asked_for() {
-        for (rust_log, level, quiet) in [
-            (None, "debug", true),
-            (None, "trace", true),
-            (Some("debug"), "info", true),
-            (None, "info", false),
-            (None, "warn", false),
-            (None, "cross_postback=debug,tokio_postgres=debug", false),
-            (Some("not a filter ==="), "trace", true),
+    fn credential_bearing_targets_are_capped_at_info() {
+        let caps = caps();
+        for (target, level, shown) in [
+            ("lapin::io_loop", tracing::Level::TRACE, false),
+            ("lapin", tracing::Level::DEBUG, false),
+            ("amq_protocol_tcp", tracing::Level::TRACE, false),
+            ("tokio_postgres::query", tracing::Level::DEBUG, false),
+            ("tokio_postgres", tracing::Level::INFO, true),
+            ("lapin::channel", tracing::Level::WARN, true),
+            ("cross_postback::dispatch", tracing::Level::TRACE, true),
+            ("hyper", tracing::Level::TRACE, true),
         ] {
-            let f = filter(rust_log, level).to_string();
-            assert_eq!(
-                f.contains("tokio_postgres=info"),
-                quiet,
-                "{rust_log:?} / {level:?} gave {f}"
-            );
+            assert_eq!(caps.would_enable(target, &level), shown, "{target} at {level}");
         }
     }
 }

@@ -15,8 +15,8 @@ use lapin::types::FieldTable;
 use super::parts::{Receiver, event_body};
 use super::{World, progress};
 use crate::amqp;
-use crate::cli::AddUrl;
 use crate::store;
+use crate::url_spec::{self, ContentType, Method, UrlSpec};
 
 const E2E_OFFER: &str = "42";
 const LATENCY_OFFER: &str = "43";
@@ -78,14 +78,14 @@ impl EndToEnd<'_> {
                 (E2E_OFFER, format!("/e2e/{j}?c={{conversion_id}}")),
                 (LATENCY_OFFER, format!("/lat/{{sub1}}?u={j}")),
             ] {
-                let new = crate::cli::validate_url(AddUrl {
-                    offer: offer.into(),
+                let new = url_spec::validate(UrlSpec {
+                    offer_id: offer.into(),
                     url: format!("http://{}{path}", self.receiver.addr),
-                    method: crate::cli::HttpMethod::Get,
+                    method: Method::Get,
                     goal: None,
                     statuses: None,
                     body: None,
-                    content_type: crate::cli::ContentType::Json,
+                    content_type: ContentType::Json,
                     follow_redirects: false,
                 })?;
                 store::urls::add(&client, &new).await?;

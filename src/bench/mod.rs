@@ -34,8 +34,8 @@ pub struct BenchArgs {
     /// Cross-postback URLs per offer in the end-to-end phases.
     #[arg(long, default_value_t = 1)]
     pub urls_per_offer: u32,
-    /// Queue type (default: amqp.queue_type).
-    #[arg(long, value_enum)]
+    /// Queue type, quorum or classic (default: amqp.queue_type).
+    #[arg(long, value_name = "TYPE")]
     pub queue_type: Option<QueueType>,
     /// Print the results as JSON instead of a table.
     #[arg(long)]

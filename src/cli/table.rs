@@ -17,7 +17,11 @@ pub fn render(format: Format, header: &[&str], rows: &[Vec<Option<String>>], num
 }
 
 fn table(header: &[&str], rows: &[Vec<Option<String>>]) -> String {
-    let cell = |c: &Option<String>| c.as_deref().unwrap_or("").replace(['\n', '\r', '\t'], " ");
+    // A line break or tab would break the columns; any other control character is escaped.
+    let cell = |c: &Option<String>| {
+        let text = c.as_deref().unwrap_or("").replace(['\n', '\r', '\t'], " ");
+        crate::output::printable(&text).into_owned()
+    };
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, c) in row.iter().enumerate() {
@@ -39,22 +43,11 @@ fn table(header: &[&str], rows: &[Vec<Option<String>>]) -> String {
     out
 }
 
+/// Every CSV we write goes through [`crate::output`], which neutralises formula cells.
 fn csv(header: &[&str], rows: &[Vec<Option<String>>]) -> String {
-    let quote = |s: &str| {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_owned()
-        }
-    };
-    let mut out = header.iter().map(|h| quote(h)).collect::<Vec<_>>().join(",") + "\n";
+    let mut out = crate::output::csv_record(header.iter().copied());
     for row in rows {
-        out += &(row
-            .iter()
-            .map(|c| quote(c.as_deref().unwrap_or("")))
-            .collect::<Vec<_>>()
-            .join(",")
-            + "\n");
+        out += &crate::output::csv_record(row.iter().map(|c| c.as_deref().unwrap_or("")));
     }
     out
 }
@@ -100,6 +93,11 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!([{"id": 1, "text": "a,\"b\"", "none": null}])
+        );
+        let formulas = vec![vec![Some("-1".to_owned()), Some("=cmd()".to_owned()), None]];
+        assert_eq!(
+            render(Format::Csv, &header, &formulas, &["id"]),
+            "id,text,none\n'-1,'=cmd(),\n"
         );
         assert_eq!(
             render(Format::Table, &header, &rows, &[]),

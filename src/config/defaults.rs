@@ -47,7 +47,7 @@ impl Default for Config {
                 shutdown_timeout: secs(30),
             },
             http: Http {
-                listen: "127.0.0.1:9090".into(),
+                listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9090)),
             },
             log: Log {
                 format: LogFormat::Pretty,

@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -142,6 +143,46 @@ fn bad_values_name_the_key_and_what_is_allowed() {
             &["delivery.retry_schedule", "soon"],
         ),
         (Some("not toml ["), vec![], &["not valid TOML"]),
+        (
+            None,
+            vec![("XPB_DELIVERY__RETRY_SCHEDULE", "5s,100000000d")],
+            &[
+                "`delivery.retry_schedule`",
+                "from XPB_DELIVERY__RETRY_SCHEDULE",
+                "100000000d is out of range",
+                "30d",
+            ],
+        ),
+        (
+            Some("[delivery]\nlease = \"1000000000d\"\n"),
+            vec![],
+            &["`delivery.lease`", "(from ", "out of range", "1d"],
+        ),
+        (
+            None,
+            vec![("XPB_DELIVERY__TIMEOUT", "2h")],
+            &["`delivery.timeout` (from XPB_DELIVERY__TIMEOUT)", "1h"],
+        ),
+        (
+            None,
+            vec![("XPB_RUN__SHUTDOWN_TIMEOUT", "99999999999999999999d")],
+            &["run.shutdown_timeout", "ms, s, m, h or d"],
+        ),
+        (
+            None,
+            vec![("XPB_HTTP__LISTEN", "127.0.0.1:99999")],
+            &["`http.listen` (from XPB_HTTP__LISTEN)", "127.0.0.1:9090"],
+        ),
+        (
+            Some("[delivery]\nallow_cidrs = [\"10.0.0.0/8\", \"nope\"]\n"),
+            vec![],
+            &["`delivery.allow_cidrs`", "(from ", "\"nope\" is not a CIDR"],
+        ),
+        (
+            None,
+            vec![("XPB_DELIVERY__POLL_INTERVAL", "0s")],
+            &["delivery.poll_interval", "from 1ms to 1h"],
+        ),
     ];
     for (file, vars, wants) in table {
         let msg = load_err(file, &vars);
@@ -171,4 +212,49 @@ fn durations() {
     for bad in ["", "5", "s", "1.5s", "-1s", "5 sec"] {
         assert!(bad.parse::<Dur>().is_err(), "{bad:?}");
     }
+}
+
+#[test]
+fn typed_values_once_loaded() {
+    let c = Config::load(
+        None,
+        env(&[
+            ("XPB_HTTP__LISTEN", "[::1]:9191"),
+            ("XPB_DELIVERY__ALLOW_CIDRS", "10.1.0.0/16, fd00::/8"),
+        ]),
+    )
+    .expect("loads");
+    assert_eq!(c.http_listen(), "[::1]:9191".parse().expect("addr"));
+    let cidrs: Vec<String> = c.allow_cidrs().iter().map(ToString::to_string).collect();
+    assert_eq!(cidrs, ["10.1.0.0/16", "fd00::/8"]);
+    // Written back as text, as the file has it.
+    let tree = toml::Table::try_from(&c).expect("serialises");
+    assert_eq!(tree["http"]["listen"].as_str(), Some("[::1]:9191"));
+}
+
+#[test]
+fn the_longest_allowed_delays_cannot_overflow_a_time() {
+    let c = Config::load(
+        None,
+        env(&[
+            ("XPB_DELIVERY__RETRY_SCHEDULE", "30d"),
+            ("XPB_DELIVERY__LEASE", "1d"),
+        ]),
+    )
+    .expect("the maxima are allowed");
+    let schedule = c.retry_schedule();
+    // The largest jitter, and a Retry-After clamped to the last step.
+    let delay = schedule
+        .next_delay(1, 1.2, Some(Duration::from_secs(u32::MAX as u64)))
+        .expect("a second attempt");
+    for d in [delay, c.delivery.lease.0] {
+        assert!(std::time::Instant::now().checked_add(d).is_some());
+        let d = chrono::Duration::from_std(d).expect("fits chrono");
+        assert!(chrono::Utc::now().checked_add_signed(d).is_some());
+    }
+    // A configuration built in code is clamped, not trusted.
+    let mut built = Config::default();
+    built.delivery.retry_schedule = vec![Dur(Duration::MAX)];
+    let delay = built.retry_schedule().next_delay(1, 1.2, None).expect("a delay");
+    assert!(delay <= MAX_RETRY_STEP.mul_f64(1.2), "{delay:?}");
 }

@@ -13,13 +13,14 @@ pub mod rejected;
 pub mod stats;
 pub mod urls;
 
-/// Errors of the store; a caller branches on `is_transient` to decide between waiting for the
-/// database and giving up.
+/// Errors of the store; a caller branches on [`StoreError::is_retryable_conflict`] to run a
+/// transaction again. Each variant names its part and keeps the cause as its source, not
+/// in its text: print the whole with [`crate::report::one_line`], which shows each cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database: {}", chain(.0))]
+    #[error("database")]
     Db(#[from] tokio_postgres::Error),
-    #[error("database pool: {0}")]
+    #[error("database pool")]
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("{0}")]
     Invalid(String),
@@ -36,20 +37,6 @@ impl StoreError {
             _ => false,
         }
     }
-}
-
-/// An error with its causes on one line (tokio-postgres keeps the useful part in the source).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text = format!("{text}: {more}");
-        }
-        source = s.source();
-    }
-    text
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -129,7 +116,13 @@ pub async fn ping(pool: &Pool) -> Result<()> {
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_redeliver_replay.sql")),
+    (3, include_str!("../../migrations/0003_mask_secrets.sql")),
 ];
+
+/// The versions [`migrate`] applies, in order.
+pub fn migration_versions() -> Vec<i32> {
+    MIGRATIONS.iter().map(|(v, _)| *v).collect()
+}
 
 /// Serialises concurrent migrators (several replicas starting at once).
 const MIGRATION_LOCK: i64 = 0x7870_625f_6d69_6772; // "xpb_migr"
@@ -180,4 +173,27 @@ async fn apply_migrations(client: &mut deadpool_postgres::Client) -> Result<Vec<
         tx.commit().await?;
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::StoreError;
+
+    /// Each cause once: a variant's text leaves its source out, so that anyhow's `{:#}` and
+    /// [`crate::report::one_line`] (which the CLI prints with) show it once.
+    #[test]
+    fn a_store_error_shows_the_database_cause_once() {
+        // A real tokio-postgres error with a source: a connection string that does not parse.
+        let pg = "postgres://h/db?sslmode=bogus"
+            .parse::<tokio_postgres::Config>()
+            .expect_err("bad sslmode");
+        let cause = pg.source().map(ToString::to_string).expect("has a source");
+        let e = anyhow::Error::new(StoreError::from(pg)).context("migrating");
+        for text in [format!("{e:#}"), crate::report::one_line(e.as_ref())] {
+            assert_eq!(text.matches(&cause).count(), 1, "{text}");
+            assert!(text.starts_with("migrating: database: "), "{text}");
+        }
+    }
 }

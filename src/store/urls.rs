@@ -5,7 +5,7 @@ use serde::Serialize;
 use tokio_postgres::Row;
 
 use super::{Result, StoreError};
-use crate::event::{Event, Status};
+use crate::event::Event;
 use crate::macros::{Escape, Template};
 
 /// One cross-postback URL as stored.
@@ -93,35 +93,25 @@ impl UrlRow {
     }
 }
 
-/// A URL to add, validated by the caller (templates, statuses).
-#[derive(Debug, Clone)]
-pub struct NewUrl {
-    pub offer_id: String,
-    pub url: String,
-    pub method: String,
-    pub goal: Option<String>,
-    pub statuses: Vec<Status>,
-    pub body: Option<String>,
-    pub content_type: String,
-    pub follow_redirects: bool,
-}
+/// A URL to add, checked by [`crate::url_spec::validate`] (the only way to make one).
+pub use crate::url_spec::NewUrl;
 
 pub async fn add(client: &impl GenericClient, new: &NewUrl) -> Result<i64> {
-    let statuses: Vec<&str> = new.statuses.iter().map(|s| s.as_str()).collect();
+    let statuses: Vec<&str> = new.statuses().iter().map(|s| s.as_str()).collect();
     let row = client
         .query_one(
             "INSERT INTO cross_postback_urls
                 (offer_id, url, method, goal, statuses, body, content_type, follow_redirects)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             &[
-                &new.offer_id,
-                &new.url,
-                &new.method,
-                &new.goal,
+                &new.offer_id(),
+                &new.url(),
+                &new.method().as_str(),
+                &new.goal(),
                 &statuses,
-                &new.body,
-                &new.content_type,
-                &new.follow_redirects,
+                &new.body(),
+                &new.content_type().as_str(),
+                &new.follow_redirects(),
             ],
         )
         .await?;

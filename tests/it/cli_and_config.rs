@@ -12,6 +12,26 @@ async fn a_bad_config_value_stops_start_up_naming_the_key() {
         ("XPB_AMQP__QUEUE_TYPE", "stream", "amqp.queue_type"),
         ("XPB_DELIVERY__TIMEOUT", "soon", "delivery.timeout"),
         ("XPB_DELIVERY__NOPE", "1", "unknown key `delivery.nope`"),
+        (
+            "XPB_DELIVERY__RETRY_SCHEDULE",
+            "5s,100000000d",
+            "`delivery.retry_schedule` (from XPB_DELIVERY__RETRY_SCHEDULE): 100000000d is out of range: allowed from 0ms to 30d",
+        ),
+        (
+            "XPB_DELIVERY__LEASE",
+            "1000000000d",
+            "`delivery.lease` (from XPB_DELIVERY__LEASE): 1000000000d is out of range",
+        ),
+        (
+            "XPB_HTTP__LISTEN",
+            "localhost",
+            "`http.listen` (from XPB_HTTP__LISTEN)",
+        ),
+        (
+            "XPB_DELIVERY__ALLOW_CIDRS",
+            "10.0.0.0/33",
+            "`delivery.allow_cidrs`",
+        ),
     ];
     for (var, value, want) in cases {
         let mut run = env.command();

@@ -11,7 +11,7 @@ use crate::harness::*;
 fn guarded(env: &Env, allow_cidrs: &[&str]) -> cross_postback::config::Config {
     let mut cfg = env.cfg.clone();
     cfg.delivery.allow_private_networks = false;
-    cfg.delivery.allow_cidrs = allow_cidrs.iter().map(|c| (*c).to_owned()).collect();
+    cfg.delivery.allow_cidrs = allow_cidrs.iter().map(|c| c.parse().expect("a CIDR")).collect();
     cfg
 }
 

@@ -1,0 +1,138 @@
+//! The checks the types alone cannot make: every number and duration within its range, and
+//! values that must agree. The maxima keep every `now() + duration` the daemon computes (a
+//! retry with its jitter, a lease) far from overflowing an `Instant`, a chrono time or a
+//! Postgres `interval`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::{Config, Dur};
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3_600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// Longest step of `delivery.retry_schedule`.
+pub const MAX_RETRY_STEP: Duration = Duration::from_secs(30 * 86_400);
+/// Longest `delivery.lease`.
+pub const MAX_LEASE: Duration = DAY;
+/// Most steps of `delivery.retry_schedule`.
+const MAX_RETRY_STEPS: usize = 100;
+
+/// A value out of bounds: its key and what is allowed.
+#[derive(Debug)]
+pub(super) struct Invalid {
+    pub key: &'static str,
+    pub message: String,
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> Invalid {
+    Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// `key` within `min..=max`.
+fn within(key: &'static str, d: Dur, min: Duration, max: Duration) -> Result<(), Invalid> {
+    if d.0 < min || d.0 > max {
+        return Err(invalid(
+            key,
+            format!("{d} is out of range: allowed from {} to {}", Dur(min), Dur(max)),
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    pub(super) fn check(&self) -> Result<(), Invalid> {
+        self.check_counts()?;
+        self.check_durations()?;
+        tokio_postgres::Config::from_str(&self.database.url)
+            .map_err(|e| invalid("database.url", format!("not a Postgres URL: {e}")))?;
+        if !(self.amqp.url.starts_with("amqp://") || self.amqp.url.starts_with("amqps://")) {
+            return Err(invalid("amqp.url", "must start with amqp:// or amqps://"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            invalid(
+                "log.level",
+                format!(
+                    "{:?} is not a level or filter like info or cross_postback=debug: {e}",
+                    self.log.level
+                ),
+            )
+        })?;
+        Ok(())
+    }
+
+    fn check_counts(&self) -> Result<(), Invalid> {
+        let positive = [
+            ("amqp.prefetch", self.amqp.prefetch as usize),
+            ("amqp.max_message_bytes", self.amqp.max_message_bytes),
+            ("amqp.batch_size", self.amqp.batch_size),
+            ("amqp.lanes", self.amqp.lanes),
+            ("database.pool_size", self.database.pool_size),
+            ("delivery.concurrency", self.delivery.concurrency),
+            (
+                "delivery.per_host_concurrency",
+                self.delivery.per_host_concurrency,
+            ),
+            ("delivery.max_response_bytes", self.delivery.max_response_bytes),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        // Each lane holds a connection while it commits; dispatch needs at least two more.
+        if self.database.pool_size < self.amqp.lanes + 2 {
+            return Err(invalid(
+                "database.pool_size",
+                format!(
+                    "{} must be at least `amqp.lanes` ({}) + 2",
+                    self.database.pool_size, self.amqp.lanes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_durations(&self) -> Result<(), Invalid> {
+        let d = &self.delivery;
+        let ms = Duration::from_millis(1);
+        within("delivery.connect_timeout", d.connect_timeout, ms, 5 * MINUTE)?;
+        within("delivery.timeout", d.timeout, ms, HOUR)?;
+        within("delivery.poll_interval", d.poll_interval, ms, HOUR)?;
+        within("delivery.lease", d.lease, ms, MAX_LEASE)?;
+        within(
+            "run.shutdown_timeout",
+            self.run.shutdown_timeout,
+            Duration::ZERO,
+            HOUR,
+        )?;
+        if d.retry_schedule.len() > MAX_RETRY_STEPS {
+            return Err(invalid(
+                "delivery.retry_schedule",
+                format!(
+                    "has {} steps: at most {MAX_RETRY_STEPS} are allowed",
+                    d.retry_schedule.len()
+                ),
+            ));
+        }
+        for step in &d.retry_schedule {
+            within("delivery.retry_schedule", *step, Duration::ZERO, MAX_RETRY_STEP)?;
+        }
+        // A claimed delivery may wait for a free slot before it starts, and its attempt may
+        // take connect_timeout + timeout: the lease must cover both with room to spare.
+        if d.lease.0 < (d.timeout.0 + d.connect_timeout.0) * 2 {
+            return Err(invalid(
+                "delivery.lease",
+                format!(
+                    "{} must be at least twice `delivery.timeout` plus `delivery.connect_timeout`",
+                    d.lease
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

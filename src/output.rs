@@ -1,0 +1,83 @@
+//! Text we print, made safe for where it lands (pure): a terminal gets control characters
+//! escaped, a CSV file gets RFC 4180 quoting and cells that a spreadsheet would run as a
+//! formula neutralised. Every table, CSV and receiver line of ours goes through here.
+
+use std::borrow::Cow;
+
+/// A cell that begins with one of these is prefixed with `'`: a spreadsheet would otherwise
+/// take `=HYPERLINK(…)`, `+1+cmd|…`, `-…`, `@SUM(…)` (or those behind a tab or a carriage
+/// return) for a formula, and a partner's goal or comment would run in the operator's sheet.
+const FORMULA_STARTS: &[char] = &['=', '+', '-', '@', '\t', '\r'];
+
+/// One cell: neutralised, then quoted when it holds a comma, a quote or a line break.
+pub fn csv_cell(text: &str) -> Cow<'_, str> {
+    let text: Cow<'_, str> = if text.starts_with(FORMULA_STARTS) {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        Cow::Borrowed(text)
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        Cow::Owned(format!("\"{}\"", text.replace('"', "\"\"")))
+    } else {
+        text
+    }
+}
+
+/// One record: the cells joined by commas, then a line break.
+pub fn csv_record<'a>(cells: impl IntoIterator<Item = &'a str>) -> String {
+    let mut line = cells.into_iter().map(csv_cell).collect::<Vec<_>>().join(",");
+    line.push('\n');
+    line
+}
+
+/// The text with control characters escaped (`\u{1b}`, `\n`, …), so that printed data cannot
+/// move the cursor, recolour or retitle the terminal, or forge a line.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            printable("a\u{1b}]0;pwned\u{7}\r\nb\té\u{9b}"),
+            "a\\u{1b}]0;pwned\\u{7}\\r\\nb\\té\\u{9b}"
+        );
+        assert!(matches!(printable("plain é"), Cow::Borrowed("plain é")));
+    }
+
+    #[test]
+    fn cells() {
+        for (text, want) in [
+            ("plain", "plain"),
+            ("", ""),
+            ("a,b", "\"a,b\""),
+            ("say \"hi\"", "\"say \"\"hi\"\"\""),
+            ("=HYPERLINK(\"http://x\")", "\"'=HYPERLINK(\"\"http://x\"\")\""),
+            ("+1+cmd", "'+1+cmd"),
+            ("-2", "'-2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "\"'\r=1\""),
+            ("a=1", "a=1"),
+            ("1-2", "1-2"),
+        ] {
+            assert_eq!(csv_cell(text), want, "{text:?}");
+        }
+        assert_eq!(csv_record(["id", "=x", "a,b"]), "id,'=x,\"a,b\"\n");
+    }
+}
