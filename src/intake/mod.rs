@@ -82,6 +82,7 @@ impl Intake {
             match result {
                 Ok(()) => return,
                 Err(e) => {
+                    self.metrics.intake_restarts.inc();
                     if started.elapsed() > Duration::from_secs(30) {
                         delays = builder.build();
                     }
