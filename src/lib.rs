@@ -30,6 +30,7 @@ pub mod event;
 pub mod guard;
 pub mod macros;
 pub mod mask;
+pub mod plan;
 pub mod retry;
 
 pub mod amqp;

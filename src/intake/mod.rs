@@ -44,6 +44,8 @@ pub enum IntakeError {
     Lapin(#[from] lapin::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Log(#[from] sql::LogError),
     #[error("the broker cancelled the consumer (queue deleted or consumer timeout)")]
     Cancelled,
     #[error("an intake lane stopped")]
