@@ -163,3 +163,52 @@ async fn an_undecodable_history_stops_the_batch_and_names_the_conversion() {
     assert!(rx.requests().is_empty(), "nothing was sent");
     daemon.kill().await;
 }
+
+/// `urls disable` racing a batch that read the URL as enabled: the disable waits for that
+/// batch to commit, then cancels the delivery it logged. Here the batch is held after its
+/// reads by a row lock on the conversion it writes.
+#[tokio::test]
+async fn a_disable_waits_for_a_batch_that_read_the_url_enabled_and_cancels_its_delivery() {
+    let env = Env::new().await;
+    let rx = Receiver::start().await;
+    let url_id = env.add_url("1", &rx.url("/pb?s={status_name}")).await;
+    let daemon = env.start().await;
+    let pg = env.pg().await;
+    env.publish(&[ev("c1", "pending", 0, json!({}))]).await;
+    wait_count(
+        &pg,
+        "SELECT count(*) FROM deliveries WHERE state = 'delivered'",
+        1,
+    )
+    .await;
+
+    let locker = env.pg().await;
+    locker
+        .batch_execute("BEGIN; SELECT 1 FROM conversions WHERE conversion_id = 'c1' FOR UPDATE")
+        .await
+        .expect("row locked");
+    env.publish(&[ev("c1", "approved", 1, json!({}))]).await;
+    let waiting = "SELECT count(*) FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    wait_count(&pg, waiting, 1).await;
+    let mut disable = env.command();
+    disable.args(["urls", "disable", &url_id.to_string()]);
+    let disable = tokio::spawn(output_within_deadline(disable));
+    eventually("the disable waits for the batch (or, wrongly, ends)", || async {
+        (disable.is_finished() || count(&pg, waiting).await == 2).then_some(())
+    })
+    .await;
+    locker.batch_execute("COMMIT").await.expect("row unlocked");
+
+    let (code, out, err) = disable.await.expect("disable ran");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("cancelled 1"),
+        "the batch's delivery was cancelled: {out}"
+    );
+    assert_eq!(
+        rows(&pg, "SELECT state FROM deliveries WHERE status = 'approved'").await,
+        vec![vec![s("cancelled")]]
+    );
+    daemon.stop().await;
+}
