@@ -55,8 +55,13 @@ pub enum IntakeError {
 }
 
 mod acks;
+mod budget;
 
 use acks::Acks;
+use budget::{Budget, Held};
+
+/// A delivery taken from the consumer, parsed, with the room its body holds in the budget.
+type Taken = (Delivery, sql::Message, Held);
 
 #[derive(Clone)]
 pub struct Intake {
@@ -145,21 +150,24 @@ impl Intake {
         let mut lanes = JoinSet::new();
         let mut senders = Vec::new();
         for _ in 0..self.cfg.amqp.lanes {
-            let (tx, rx) = mpsc::channel::<(Delivery, sql::Message)>(self.cfg.amqp.batch_size);
+            let (tx, rx) = mpsc::channel::<Taken>(self.cfg.amqp.batch_size);
             senders.push(tx);
             let (me, acks, dlx) = (self.clone(), Arc::clone(acks), dlx.clone());
             lanes.spawn(async move { me.lane(rx, &acks, &dlx).await });
         }
+        // Room for every prefetched message at its largest valid size; oversized ones wait.
+        let budget = Budget::new(
+            usize::from(self.cfg.amqp.prefetch).saturating_mul(self.cfg.amqp.max_message_bytes),
+            self.metrics.intake_bytes.clone(),
+            self.metrics.intake_bytes_peak.clone(),
+        );
         let result = loop {
-            let next = tokio::select! {
-                biased;
-                _ = stop.cancelled() => break Ok(()),
-                Some(ended) = lanes.join_next() => break lane_end(ended),
-                Some(lapin::Event::Error(e)) = events.next() => break Err(e.into()),
-                next = consumer.next() => next,
-            };
-            let delivery = match take(next) {
-                Ok(d) => d,
+            let next = self
+                .next_delivery(consumer, events, &mut lanes, stop, &budget)
+                .await;
+            let (delivery, held) = match next {
+                Ok(Some(taken)) => taken,
+                Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             };
             acks.received(delivery.delivery_tag);
@@ -167,7 +175,7 @@ impl Intake {
             let message = self.parse(&delivery);
             let lane = lane_of(&message, delivery.delivery_tag, senders.len());
             let sent = tokio::select! {
-                sent = senders[lane].send((delivery, message)) => sent.is_ok(),
+                sent = senders[lane].send((delivery, message, held)) => sent.is_ok(),
                 Some(ended) = lanes.join_next() => break lane_end(ended),
             };
             if !sent {
@@ -192,10 +200,36 @@ impl Intake {
         outcome
     }
 
+    /// The next delivery, once there is room for its body; `None` once stopping.
+    async fn next_delivery(
+        &self,
+        consumer: &mut Consumer,
+        events: &mut (impl futures_util::Stream<Item = lapin::Event> + Unpin),
+        lanes: &mut JoinSet<Result<(), IntakeError>>,
+        stop: &CancellationToken,
+        budget: &Budget,
+    ) -> Result<Option<(Delivery, Held)>, IntakeError> {
+        let next = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return Ok(None),
+            Some(ended) = lanes.join_next() => return lane_end(ended).map(|()| None),
+            Some(lapin::Event::Error(e)) = events.next() => return Err(e.into()),
+            next = consumer.next() => next,
+        };
+        let delivery = take(next)?;
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => Ok(None),
+            Some(ended) = lanes.join_next() => lane_end(ended).map(|()| None),
+            Some(lapin::Event::Error(e)) = events.next() => Err(e.into()),
+            held = budget.take(delivery.data.len()) => Ok(Some((delivery, held))),
+        }
+    }
+
     /// One lane: batches of what has arrived, each decided and logged in one transaction.
     async fn lane(
         &self,
-        mut rx: mpsc::Receiver<(Delivery, sql::Message)>,
+        mut rx: mpsc::Receiver<Taken>,
         acks: &Acks,
         dlx: &Channel,
     ) -> Result<(), IntakeError> {
@@ -212,13 +246,16 @@ impl Intake {
         Ok(())
     }
 
-    async fn process(
-        &self,
-        acks: &Acks,
-        dlx: &Channel,
-        batch: Vec<(Delivery, sql::Message)>,
-    ) -> Result<(), IntakeError> {
-        let (batch, messages): (Vec<Delivery>, Vec<sql::Message>) = batch.into_iter().unzip();
+    async fn process(&self, acks: &Acks, dlx: &Channel, taken: Vec<Taken>) -> Result<(), IntakeError> {
+        let mut batch = Vec::with_capacity(taken.len());
+        let mut messages = Vec::with_capacity(taken.len());
+        // Released when this returns: acked, or the session ends (and the broker requeues).
+        let mut held = Vec::with_capacity(taken.len());
+        for (d, m, h) in taken {
+            batch.push(d);
+            messages.push(m);
+            held.push(h);
+        }
         let logged = self.log(&messages).await?;
         if let Err(e) = self.finish(acks, dlx, &batch, &messages).await {
             // Committed but not acked: the redelivered messages will be duplicates, so give the

@@ -169,9 +169,13 @@ async fn an_undecodable_history_stops_the_batch_and_names_the_conversion() {
 /// reads by a row lock on the conversion it writes.
 #[tokio::test]
 async fn a_disable_waits_for_a_batch_that_read_the_url_enabled_and_cancels_its_delivery() {
-    let env = Env::new().await;
+    let mut env = Env::new().await;
+    env.cfg.delivery.retry_schedule = vec![ms(60_000)];
     let rx = Receiver::start().await;
     let url_id = env.add_url("1", &rx.url("/pb?s={status_name}")).await;
+    // The second delivery's attempt (if made before the disable cancels it) fails and waits
+    // a minute, so it is still there to be cancelled: the test does not race the daemon.
+    rx.script([Reply::status(200), Reply::status(500)]);
     let daemon = env.start().await;
     let pg = env.pg().await;
     env.publish(&[ev("c1", "pending", 0, json!({}))]).await;

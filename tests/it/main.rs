@@ -13,6 +13,7 @@ mod crash;
 mod delivery;
 mod guard;
 mod hostile;
+mod intake_budget;
 mod intake_log;
 mod invalid;
 mod macros;
