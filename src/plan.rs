@@ -136,23 +136,11 @@ pub fn plan<U: Target>(snapshot: Snapshot<'_, U>, events: &[Option<&Event>]) -> 
         if matches!(decision, Decision::Accepted | Decision::Announced) {
             changed.insert(event.conversion_id.clone(), index);
         }
-        if decision != Decision::Announced {
-            continue;
-        }
-        for &u in by_offer.get(event.offer_id.as_str()).into_iter().flatten() {
-            if !urls[u].matches(event) {
-                continue;
-            }
-            let slot = slots
-                .entry((event.conversion_id.clone(), urls[u].id()))
-                .or_default();
-            let start = supersede_older(slot, &mut out);
-            slot.push(Slot::Planned(out.deliveries.len()));
-            out.deliveries.push(NewDelivery {
-                event: index,
-                url: u,
-                start,
-            });
+        if decision == Decision::Announced {
+            let targets = by_offer
+                .get(event.offer_id.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            fire(event, index, targets, urls, &mut slots, &mut out);
         }
     }
     out.conversions = changed
@@ -166,6 +154,32 @@ pub fn plan<U: Target>(snapshot: Snapshot<'_, U>, events: &[Option<&Event>]) -> 
     out.conversions
         .sort_unstable_by(|a, b| a.conversion_id.cmp(&b.conversion_id));
     out
+}
+
+/// Plans an announced event's deliveries to the URLs (of its offer) whose filters match.
+fn fire<U: Target>(
+    event: &Event,
+    index: usize,
+    targets: &[usize],
+    urls: &[U],
+    slots: &mut HashMap<(String, i64), Vec<Slot>>,
+    out: &mut Plan,
+) {
+    for &u in targets {
+        if !urls[u].matches(event) {
+            continue;
+        }
+        let slot = slots
+            .entry((event.conversion_id.clone(), urls[u].id()))
+            .or_default();
+        let start = supersede_older(slot, out);
+        slot.push(Slot::Planned(out.deliveries.len()));
+        out.deliveries.push(NewDelivery {
+            event: index,
+            url: u,
+            start,
+        });
+    }
 }
 
 /// Supersedes a pair's older deliveries for a newer one; returns when the newer may start.
