@@ -6,7 +6,8 @@
 //! Locks, taken before anything is read: one transaction-scoped advisory lock per conversion,
 //! in hash order, so two replicas deciding the same conversion serialise and never deadlock
 //! each other; and a shared one per offer, so that `urls disable` (which takes it exclusively)
-//! waits for this commit and then cancels what it logged. Neither writes a tuple.
+//! waits for this commit and then cancels what it logged. Taking them writes no row (the open
+//! deliveries are still read FOR UPDATE, so a poller cannot lease one while this decides).
 //!
 //! Order: statements that must run in order are prepared first, then sent together in one
 //! round trip. A prepared statement's messages are written to the connection on the first
