@@ -227,23 +227,37 @@ impl Intake {
     }
 
     /// One lane: batches of what has arrived, each decided and logged in one transaction.
+    ///
+    /// A batch ends before a second event of a conversion it holds: that one starts the next
+    /// batch, so the earlier event's first attempt is handed over (in flight) before the later
+    /// one is decided. A Pending followed at once by its Approved then sends both, in order,
+    /// and no delivery is superseded by an event of its own batch (it would get no attempt).
     async fn lane(
         &self,
         mut rx: mpsc::Receiver<Taken>,
         acks: &Acks,
         dlx: &Channel,
     ) -> Result<(), IntakeError> {
-        while let Some(first) = rx.recv().await {
+        let mut next = None;
+        loop {
+            let first = match next.take() {
+                Some(taken) => taken,
+                None => match rx.recv().await {
+                    Some(taken) => taken,
+                    None => return Ok(()),
+                },
+            };
             let mut batch = vec![first];
             while batch.len() < self.cfg.amqp.batch_size {
-                match rx.try_recv() {
-                    Ok(d) => batch.push(d),
-                    Err(_) => break,
+                let Ok(taken) = rx.try_recv() else { break };
+                if batch.iter().any(|held| same_conversion(held, &taken)) {
+                    next = Some(taken);
+                    break;
                 }
+                batch.push(taken);
             }
             self.process(acks, dlx, batch).await?;
         }
-        Ok(())
     }
 
     async fn process(&self, acks: &Acks, dlx: &Channel, taken: Vec<Taken>) -> Result<(), IntakeError> {
@@ -382,6 +396,14 @@ fn lane_of(message: &sql::Message, tag: u64, lanes: usize) -> usize {
         sql::Message::Invalid(_) => tag.hash(&mut h),
     }
     (h.finish() % lanes as u64) as usize
+}
+
+/// Whether two taken messages are events of one conversion.
+fn same_conversion(a: &Taken, b: &Taken) -> bool {
+    match (&a.1, &b.1) {
+        (sql::Message::Valid(a), sql::Message::Valid(b)) => a.conversion_id == b.conversion_id,
+        _ => false,
+    }
 }
 
 /// What a finished lane task means for the session.
