@@ -17,7 +17,6 @@ use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -27,12 +26,9 @@ use crate::amqp::{self, AmqpError};
 use crate::config::Config;
 use crate::dedupe::Decision;
 use crate::dispatch::Dispatch;
-use crate::event;
 use crate::ops::{Health, Metrics};
 use crate::store::{self, StoreError, dispatch::Job, intake as sql};
 
-/// How much of an oversized body is kept in `rejected_messages`.
-const OVERSIZED_KEEP: usize = 64 * 1024;
 /// How often a batch is tried again after a deadlock before the session gives up.
 const CONFLICT_RETRIES: usize = 5;
 
@@ -56,6 +52,7 @@ pub enum IntakeError {
 
 mod acks;
 mod budget;
+mod parse;
 
 use acks::Acks;
 use budget::{Budget, Held};
@@ -172,7 +169,7 @@ impl Intake {
             };
             acks.received(delivery.delivery_tag);
             // Parsed once, here: the lane needs the conversion id, the transaction the event.
-            let message = self.parse(&delivery);
+            let message = parse::message(&delivery, self.cfg.amqp.max_message_bytes);
             let lane = lane_of(&message, delivery.delivery_tag, senders.len());
             let sent = tokio::select! {
                 sent = senders[lane].send((delivery, message, held)) => sent.is_ok(),
@@ -319,38 +316,6 @@ impl Intake {
                 Err(e) => return Err(e.into()),
             }
         }
-    }
-
-    /// Validates one message; an invalid one keeps its body (or the first 64 KiB of it).
-    fn parse(&self, d: &Delivery) -> sql::Message {
-        let max = self.cfg.amqp.max_message_bytes;
-        let reason = if d.data.len() > max {
-            format!(
-                "message is {} bytes, over amqp.max_message_bytes ({max})",
-                d.data.len()
-            )
-        } else {
-            match event::parse(&d.data) {
-                Ok(event) => return sql::Message::Valid(Arc::new(event)),
-                Err(invalid) => invalid.0,
-            }
-        };
-        let truncated = d.data.len() > max;
-        let body = if truncated {
-            d.data[..OVERSIZED_KEEP.min(d.data.len())].to_vec()
-        } else {
-            d.data.clone()
-        };
-        tracing::warn!(routing_key = %d.routing_key, reason = %reason, "invalid message rejected");
-        sql::Message::Invalid(sql::Rejected {
-            body,
-            size: d.data.len(),
-            sha256: truncated.then(|| Sha256::digest(&d.data).to_vec()),
-            truncated,
-            routing_key: amqp::clean(d.routing_key.as_str()),
-            headers: amqp::headers_json(d.properties.headers().as_ref()),
-            reason,
-        })
     }
 
     async fn dead_letter(&self, dlx: &Channel, d: &Delivery, reason: &str) -> Result<(), IntakeError> {
