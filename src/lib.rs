@@ -9,7 +9,7 @@
 //! Pure logic (no I/O; imports none of the modules below it):
 //! - [`event`]     the message: parse, validate, normalise
 //! - [`dedupe`]    the §4 decision over a conversion's history
-//! - `plan`        the intake decision plan of a batch: a snapshot in, rows and hand-offs out
+//! - [`plan`]      the intake decision plan of a batch: a snapshot in, rows and hand-offs out
 //! - [`macros`]    URL and body templates: parse, validate, render
 //! - [`url_spec`]  a cross-postback URL as given, checked before it is stored
 //! - [`retry`]     schedule, classification, `Retry-After`
@@ -41,6 +41,7 @@ pub mod guard;
 pub mod macros;
 pub mod mask;
 pub mod output;
+pub mod plan;
 pub mod report;
 pub mod retry;
 pub mod url_spec;

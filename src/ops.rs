@@ -44,6 +44,11 @@ pub struct Metrics {
     /// Pending deliveries whose attempt is due.
     pub retries_due: Gauge,
     pub rejected: Counter,
+    /// Intake sessions that ended with an error and reconnected (each requeues what it held).
+    pub intake_restarts: Counter,
+    /// Bytes of message bodies intake holds (taken, not yet acked), and the most it has held.
+    pub intake_bytes: Gauge,
+    pub intake_bytes_peak: Gauge,
 }
 
 impl Default for Metrics {
@@ -56,6 +61,18 @@ impl Default for Metrics {
         let retries_due = Gauge::default();
         let batch_messages = Histogram::new(exponential_buckets(1.0, 2.0, 11));
         let rejected = Counter::default();
+        let intake_restarts = Counter::default();
+        let (intake_bytes, intake_bytes_peak) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "intake_bytes_in_flight",
+            "Message bytes taken and not yet acked",
+            intake_bytes.clone(),
+        );
+        registry.register(
+            "intake_bytes_in_flight_peak",
+            "The most message bytes held at once",
+            intake_bytes_peak.clone(),
+        );
         registry.register("events_consumed", "Events consumed, by outcome", events.clone());
         registry.register("deliveries", "Deliveries, by outcome", deliveries.clone());
         registry.register("attempts", "Attempts, by HTTP status class", attempts.clone());
@@ -79,6 +96,11 @@ impl Default for Metrics {
             "Invalid messages stored and dead-lettered",
             rejected.clone(),
         );
+        registry.register(
+            "intake_restarts",
+            "Intake sessions ended by an error and started again",
+            intake_restarts.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             events,
@@ -88,6 +110,9 @@ impl Default for Metrics {
             batch_messages,
             retries_due,
             rejected,
+            intake_restarts,
+            intake_bytes,
+            intake_bytes_peak,
         }
     }
 }

@@ -17,7 +17,6 @@ use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -27,12 +26,9 @@ use crate::amqp::{self, AmqpError};
 use crate::config::Config;
 use crate::dedupe::Decision;
 use crate::dispatch::Dispatch;
-use crate::event;
 use crate::ops::{Health, Metrics};
 use crate::store::{self, StoreError, dispatch::Job, intake as sql};
 
-/// How much of an oversized body is kept in `rejected_messages`.
-const OVERSIZED_KEEP: usize = 64 * 1024;
 /// How often a batch is tried again after a deadlock before the session gives up.
 const CONFLICT_RETRIES: usize = 5;
 
@@ -44,6 +40,8 @@ pub enum IntakeError {
     Lapin(#[from] lapin::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Log(#[from] sql::LogError),
     #[error("the broker cancelled the consumer (queue deleted or consumer timeout)")]
     Cancelled,
     #[error("an intake lane stopped")]
@@ -53,8 +51,14 @@ pub enum IntakeError {
 }
 
 mod acks;
+mod budget;
+mod parse;
 
 use acks::Acks;
+use budget::{Budget, Held};
+
+/// A delivery taken from the consumer, parsed, with the room its body holds in the budget.
+type Taken = (Delivery, sql::Message, Held);
 
 #[derive(Clone)]
 pub struct Intake {
@@ -82,6 +86,7 @@ impl Intake {
             match result {
                 Ok(()) => return,
                 Err(e) => {
+                    self.metrics.intake_restarts.inc();
                     if started.elapsed() > Duration::from_secs(30) {
                         delays = builder.build();
                     }
@@ -142,29 +147,32 @@ impl Intake {
         let mut lanes = JoinSet::new();
         let mut senders = Vec::new();
         for _ in 0..self.cfg.amqp.lanes {
-            let (tx, rx) = mpsc::channel::<(Delivery, sql::Message)>(self.cfg.amqp.batch_size);
+            let (tx, rx) = mpsc::channel::<Taken>(self.cfg.amqp.batch_size);
             senders.push(tx);
             let (me, acks, dlx) = (self.clone(), Arc::clone(acks), dlx.clone());
             lanes.spawn(async move { me.lane(rx, &acks, &dlx).await });
         }
+        // Room for every prefetched message at its largest valid size; oversized ones wait.
+        let budget = Budget::new(
+            usize::from(self.cfg.amqp.prefetch).saturating_mul(self.cfg.amqp.max_message_bytes),
+            self.metrics.intake_bytes.clone(),
+            self.metrics.intake_bytes_peak.clone(),
+        );
         let result = loop {
-            let next = tokio::select! {
-                biased;
-                _ = stop.cancelled() => break Ok(()),
-                Some(ended) = lanes.join_next() => break lane_end(ended),
-                Some(lapin::Event::Error(e)) = events.next() => break Err(e.into()),
-                next = consumer.next() => next,
-            };
-            let delivery = match take(next) {
-                Ok(d) => d,
+            let next = self
+                .next_delivery(consumer, events, &mut lanes, stop, &budget)
+                .await;
+            let (delivery, held) = match next {
+                Ok(Some(taken)) => taken,
+                Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             };
             acks.received(delivery.delivery_tag);
             // Parsed once, here: the lane needs the conversion id, the transaction the event.
-            let message = self.parse(&delivery);
+            let message = parse::message(&delivery, self.cfg.amqp.max_message_bytes);
             let lane = lane_of(&message, delivery.delivery_tag, senders.len());
             let sent = tokio::select! {
-                sent = senders[lane].send((delivery, message)) => sent.is_ok(),
+                sent = senders[lane].send((delivery, message, held)) => sent.is_ok(),
                 Some(ended) = lanes.join_next() => break lane_end(ended),
             };
             if !sent {
@@ -189,33 +197,76 @@ impl Intake {
         outcome
     }
 
+    /// The next delivery, once there is room for its body; `None` once stopping.
+    async fn next_delivery(
+        &self,
+        consumer: &mut Consumer,
+        events: &mut (impl futures_util::Stream<Item = lapin::Event> + Unpin),
+        lanes: &mut JoinSet<Result<(), IntakeError>>,
+        stop: &CancellationToken,
+        budget: &Budget,
+    ) -> Result<Option<(Delivery, Held)>, IntakeError> {
+        let next = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return Ok(None),
+            Some(ended) = lanes.join_next() => return lane_end(ended).map(|()| None),
+            Some(lapin::Event::Error(e)) = events.next() => return Err(e.into()),
+            next = consumer.next() => next,
+        };
+        let delivery = take(next)?;
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => Ok(None),
+            Some(ended) = lanes.join_next() => lane_end(ended).map(|()| None),
+            Some(lapin::Event::Error(e)) = events.next() => Err(e.into()),
+            held = budget.take(delivery.data.len()) => Ok(Some((delivery, held))),
+        }
+    }
+
     /// One lane: batches of what has arrived, each decided and logged in one transaction.
+    ///
+    /// A batch ends before a second event of a conversion it holds: that one starts the next
+    /// batch, so the earlier event's first attempt is handed over (in flight) before the later
+    /// one is decided. A Pending followed at once by its Approved then sends both, in order,
+    /// and no delivery is superseded by an event of its own batch (it would get no attempt).
     async fn lane(
         &self,
-        mut rx: mpsc::Receiver<(Delivery, sql::Message)>,
+        mut rx: mpsc::Receiver<Taken>,
         acks: &Acks,
         dlx: &Channel,
     ) -> Result<(), IntakeError> {
-        while let Some(first) = rx.recv().await {
+        let mut next = None;
+        loop {
+            let first = match next.take() {
+                Some(taken) => taken,
+                None => match rx.recv().await {
+                    Some(taken) => taken,
+                    None => return Ok(()),
+                },
+            };
             let mut batch = vec![first];
             while batch.len() < self.cfg.amqp.batch_size {
-                match rx.try_recv() {
-                    Ok(d) => batch.push(d),
-                    Err(_) => break,
+                let Ok(taken) = rx.try_recv() else { break };
+                if batch.iter().any(|held| same_conversion(held, &taken)) {
+                    next = Some(taken);
+                    break;
                 }
+                batch.push(taken);
             }
             self.process(acks, dlx, batch).await?;
         }
-        Ok(())
     }
 
-    async fn process(
-        &self,
-        acks: &Acks,
-        dlx: &Channel,
-        batch: Vec<(Delivery, sql::Message)>,
-    ) -> Result<(), IntakeError> {
-        let (batch, messages): (Vec<Delivery>, Vec<sql::Message>) = batch.into_iter().unzip();
+    async fn process(&self, acks: &Acks, dlx: &Channel, taken: Vec<Taken>) -> Result<(), IntakeError> {
+        let mut batch = Vec::with_capacity(taken.len());
+        let mut messages = Vec::with_capacity(taken.len());
+        // Released when this returns: acked, or the session ends (and the broker requeues).
+        let mut held = Vec::with_capacity(taken.len());
+        for (d, m, h) in taken {
+            batch.push(d);
+            messages.push(m);
+            held.push(h);
+        }
         let logged = self.log(&messages).await?;
         if let Err(e) = self.finish(acks, dlx, &batch, &messages).await {
             // Committed but not acked: the redelivered messages will be duplicates, so give the
@@ -267,38 +318,6 @@ impl Intake {
         }
     }
 
-    /// Validates one message; an invalid one keeps its body (or the first 64 KiB of it).
-    fn parse(&self, d: &Delivery) -> sql::Message {
-        let max = self.cfg.amqp.max_message_bytes;
-        let reason = if d.data.len() > max {
-            format!(
-                "message is {} bytes, over amqp.max_message_bytes ({max})",
-                d.data.len()
-            )
-        } else {
-            match event::parse(&d.data) {
-                Ok(event) => return sql::Message::Valid(Arc::new(event)),
-                Err(invalid) => invalid.0,
-            }
-        };
-        let truncated = d.data.len() > max;
-        let body = if truncated {
-            d.data[..OVERSIZED_KEEP.min(d.data.len())].to_vec()
-        } else {
-            d.data.clone()
-        };
-        tracing::warn!(routing_key = %d.routing_key, reason = %reason, "invalid message rejected");
-        sql::Message::Invalid(sql::Rejected {
-            body,
-            size: d.data.len(),
-            sha256: truncated.then(|| Sha256::digest(&d.data).to_vec()),
-            truncated,
-            routing_key: amqp::clean(d.routing_key.as_str()),
-            headers: amqp::headers_json(d.properties.headers().as_ref()),
-            reason,
-        })
-    }
-
     async fn dead_letter(&self, dlx: &Channel, d: &Delivery, reason: &str) -> Result<(), IntakeError> {
         let headers = d.properties.headers().clone().unwrap_or_default();
         let props = amqp::properties(amqp::with_header(headers, "x-xpb-reason", reason));
@@ -342,6 +361,14 @@ fn lane_of(message: &sql::Message, tag: u64, lanes: usize) -> usize {
         sql::Message::Invalid(_) => tag.hash(&mut h),
     }
     (h.finish() % lanes as u64) as usize
+}
+
+/// Whether two taken messages are events of one conversion.
+fn same_conversion(a: &Taken, b: &Taken) -> bool {
+    match (&a.1, &b.1) {
+        (sql::Message::Valid(a), sql::Message::Valid(b)) => a.conversion_id == b.conversion_id,
+        _ => false,
+    }
 }
 
 /// What a finished lane task means for the session.

@@ -127,10 +127,29 @@ pub async fn list(client: &impl GenericClient, offer: Option<&str>) -> Result<Ve
     Ok(rows.iter().map(UrlRow::from_row).collect())
 }
 
+/// The key space of the advisory locks on offers (the second key is `hashtext(offer_id)`).
+/// Intake holds its batch's offers shared until it commits; disabling or removing a URL takes
+/// the URL's offer exclusively first, so it waits for a batch that may have read the URL as
+/// enabled, and then cancels what that batch logged. Locking writes no row.
+pub(crate) const OFFER_LOCKS: i32 = 0x7870_626f; // "xpbo"
+
+/// Waits for the intake batches that may be logging deliveries to this URL (see
+/// [`OFFER_LOCKS`]); held until the transaction ends.
+async fn lock_offer_of(tx: &impl GenericClient, url_id: i64) -> Result<()> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($2::int4, hashtext(offer_id))
+         FROM cross_postback_urls WHERE id = $1",
+        &[&url_id, &OFFER_LOCKS],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Enables or disables a URL. Disabling cancels its pending deliveries; enabling revives none.
 /// Returns how many deliveries were cancelled.
 pub async fn set_enabled(client: &mut deadpool_postgres::Client, id: i64, enabled: bool) -> Result<u64> {
     let tx = client.transaction().await?;
+    lock_offer_of(&tx, id).await?;
     let n = tx
         .execute(
             "UPDATE cross_postback_urls SET enabled = $2, updated_at = now()
@@ -153,6 +172,7 @@ pub async fn set_enabled(client: &mut deadpool_postgres::Client, id: i64, enable
 /// Removes a URL: hidden from lists, pending deliveries cancelled, attempts kept.
 pub async fn remove(client: &mut deadpool_postgres::Client, id: i64) -> Result<u64> {
     let tx = client.transaction().await?;
+    lock_offer_of(&tx, id).await?;
     let n = tx
         .execute(
             "UPDATE cross_postback_urls SET enabled = false, removed_at = now(), updated_at = now()

@@ -14,6 +14,8 @@ mod crash;
 mod delivery;
 mod guard;
 mod hostile;
+mod intake_budget;
+mod intake_log;
 mod invalid;
 mod log_caps;
 mod macros;

@@ -1,0 +1,44 @@
+//! Validation of one delivery: an event, or a rejected message with its reason.
+
+use std::sync::Arc;
+
+use lapin::message::Delivery;
+use sha2::{Digest, Sha256};
+
+use crate::amqp;
+use crate::event;
+use crate::store::intake as sql;
+
+/// How much of an oversized body is kept in `rejected_messages`.
+const OVERSIZED_KEEP: usize = 64 * 1024;
+
+/// Validates one message; an invalid one keeps its body (or the first 64 KiB of it).
+pub(super) fn message(d: &Delivery, max: usize) -> sql::Message {
+    let reason = if d.data.len() > max {
+        format!(
+            "message is {} bytes, over amqp.max_message_bytes ({max})",
+            d.data.len()
+        )
+    } else {
+        match event::parse(&d.data) {
+            Ok(event) => return sql::Message::Valid(Arc::new(event)),
+            Err(invalid) => invalid.0,
+        }
+    };
+    let truncated = d.data.len() > max;
+    let body = if truncated {
+        d.data[..OVERSIZED_KEEP.min(d.data.len())].to_vec()
+    } else {
+        d.data.clone()
+    };
+    tracing::warn!(routing_key = %d.routing_key, reason = %reason, "invalid message rejected");
+    sql::Message::Invalid(sql::Rejected {
+        body,
+        size: d.data.len(),
+        sha256: truncated.then(|| Sha256::digest(&d.data).to_vec()),
+        truncated,
+        routing_key: amqp::clean(d.routing_key.as_str()),
+        headers: amqp::headers_json(d.properties.headers().as_ref()),
+        reason,
+    })
+}
