@@ -36,7 +36,7 @@ const CONFLICT_RETRIES: usize = 5;
 pub enum IntakeError {
     #[error(transparent)]
     Amqp(#[from] AmqpError),
-    #[error("broker: {0}")]
+    #[error("broker")]
     Lapin(#[from] lapin::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -91,7 +91,7 @@ impl Intake {
                         delays = builder.build();
                     }
                     let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "intake stopped consuming; reconnecting");
+                    tracing::warn!(error = %crate::report::one_line(&e), retry_in_ms = delay.as_millis() as u64, "intake stopped consuming; reconnecting");
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(delay) => {}
