@@ -67,6 +67,8 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<D
 
     // Everything stops on `stop`: cancelled by shutdown, or by the supervisor when a task dies.
     let stop = shutdown.child_token();
+    // The ops listener stays up until the drain is over, so readiness can be seen false.
+    let ops_stop = CancellationToken::new();
     let health = Arc::new(Health::default());
     health.set_database(true);
     let metrics = Metrics::default();
@@ -74,7 +76,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<D
         cfg.http_listen(),
         Arc::clone(&health),
         metrics.clone(),
-        stop.clone(),
+        ops_stop.clone(),
     )
     .await?;
     tracing::info!(%http_addr, "ops listener up");
@@ -104,7 +106,8 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<D
         ops_server.await;
         Ok(())
     });
-    let task = tokio::spawn(run(intake, dispatch, (jobs_tx, jobs_rx), stop, supervisor));
+    let stops = (stop, ops_stop);
+    let task = tokio::spawn(run(intake, dispatch, (jobs_tx, jobs_rx), stops, supervisor));
     Ok(Daemon {
         http_addr,
         health,
@@ -122,7 +125,7 @@ async fn run(
     intake: Intake,
     dispatch: Arc<Dispatch>,
     (jobs_tx, jobs_rx): Jobs,
-    stop: CancellationToken,
+    (stop, ops_stop): (CancellationToken, CancellationToken),
     mut sup: Supervisor,
 ) -> anyhow::Result<()> {
     let cfg = Arc::clone(&intake.cfg);
@@ -166,6 +169,7 @@ async fn run(
         tracing::warn!("attempt records could not be written before the shutdown timeout");
     }
     dispatch.halt.cancel();
+    ops_stop.cancel();
     let result = sup.finish(GRACE).await;
     pool.close();
     tracing::info!("stopped");

@@ -24,5 +24,7 @@ mod redeliver;
 mod rejected;
 mod replicas;
 mod retries;
+mod stale;
 mod startup;
+mod supervision;
 mod walkthrough;
