@@ -67,7 +67,7 @@ async fn sigterm_while_postgres_is_unreachable_ends_within_the_shutdown_timeout(
     env.add_url("1", &rx.url("/x?c={conversion_id}")).await;
     // The answer comes after the database is gone: its record can only wait.
     let mut slow = Reply::status(200);
-    slow.delay = Duration::from_secs(1);
+    slow.delay = Duration::from_secs(2);
     rx.script([slow]);
     let proxy = Proxy::start(target_of(&env.cfg.database.url, 5432)).await;
     env.cfg.database.url = through(&env.cfg.database.url, &proxy);
