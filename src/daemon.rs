@@ -82,14 +82,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<D
     tracing::info!(%http_addr, "ops listener up");
 
     let owner = Uuid::new_v4();
-    let d = &cfg.delivery;
-    let sender = Sender::new(
-        Guard::new(d.allow_private_networks, cfg.allow_cidrs()),
-        d.connect_timeout.0,
-        d.timeout.0,
-        d.max_response_bytes,
-    )?;
-    let dispatch = Arc::new(Dispatch::new(&cfg, owner, pool.clone(), metrics.clone(), sender));
+    let dispatch = build_dispatch(&cfg, owner, &pool, &metrics)?;
     // Jobs queue between intake (first attempts), the poller, the recorder and the senders.
     let (jobs_tx, jobs_rx) = mpsc::channel(cfg.delivery.concurrency.max(1) * 4);
     let intake = Intake {
@@ -114,6 +107,28 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<D
         metrics,
         task,
     })
+}
+
+fn build_dispatch(
+    cfg: &Config,
+    owner: Uuid,
+    pool: &deadpool_postgres::Pool,
+    metrics: &Metrics,
+) -> anyhow::Result<Arc<Dispatch>> {
+    let d = &cfg.delivery;
+    let sender = Sender::new(
+        Guard::new(d.allow_private_networks, cfg.allow_cidrs()),
+        d.connect_timeout.0,
+        d.timeout.0,
+        d.max_response_bytes,
+    )?;
+    Ok(Arc::new(Dispatch::new(
+        cfg,
+        owner,
+        pool.clone(),
+        metrics.clone(),
+        sender,
+    )))
 }
 
 type Jobs = (mpsc::Sender<Job>, mpsc::Receiver<Job>);

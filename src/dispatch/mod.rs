@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -156,15 +155,6 @@ impl Dispatch {
     fn host_permits(&self, delivery_id: i64) -> Option<Arc<Semaphore>> {
         lock(&self.in_flight).permits(delivery_id)
     }
-}
-
-/// Dispatch's tasks, spawned onto `tasks` for the daemon to supervise; `stop` ends the poller
-/// and the jobs loop (recorders end when every job has handed its outcome back).
-pub struct Tasks {
-    pub jobs_tx: mpsc::Sender<Job>,
-    pub jobs_rx: mpsc::Receiver<Job>,
-    pub tracker: TaskTracker,
-    pub abandon: CancellationToken,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
