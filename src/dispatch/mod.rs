@@ -160,3 +160,66 @@ impl Dispatch {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+    use uuid::Uuid;
+
+    use super::{Dispatch, job::LeaseGuard, lock, run_recorder};
+    use crate::config::Config;
+    use crate::guard::Guard;
+    use crate::ops::Metrics;
+    use crate::sender::Sender;
+
+    #[tokio::test]
+    async fn a_job_that_panics_is_let_go_and_its_host_is_no_longer_counted_busy() {
+        let mut cfg = Config::default();
+        cfg.delivery.per_host_concurrency = 1;
+        // No database answers here: each write is tried once, as after shutdown's deadline.
+        let pool = crate::store::pool("postgres://nobody@127.0.0.1:1/none", 1).expect("pool");
+        let sender = Sender::new(
+            Guard::new(true, Vec::new()),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            1024,
+        )
+        .expect("sender");
+        let dispatch = Arc::new(Dispatch::new(
+            &cfg,
+            Uuid::new_v4(),
+            pool,
+            Metrics::default(),
+            sender,
+        ));
+        dispatch.halt.cancel();
+        lock(&dispatch.in_flight).hold(7, 1, "busy.test:80");
+        assert_eq!(
+            dispatch.saturated_urls(),
+            vec![1],
+            "its host is full while it runs"
+        );
+
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let guard = LeaseGuard::new(7, done_tx);
+        let job = tokio::spawn(async move {
+            let _guard = guard;
+            panic!("a bug in a job");
+        });
+        assert!(job.await.is_err_and(|e| e.is_panic()));
+        let (jobs_tx, _jobs_rx) = mpsc::channel(1);
+        let done_rx = Arc::new(tokio::sync::Mutex::new(done_rx));
+        // The recorder ends once every sender of outcomes (the guard's) is gone.
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            run_recorder(Arc::clone(&dispatch), done_rx, jobs_tx),
+        )
+        .await
+        .expect("the recorder ends");
+        assert_eq!(dispatch.outstanding(), 0);
+        assert!(dispatch.saturated_urls().is_empty(), "the host is free again");
+    }
+}
