@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+use crate::store::urls::UrlRow;
+
 /// One host's load: the jobs held for it (queued, waiting for a permit, sending, or waiting
 /// for their record) and the permits of those that may send at once.
 struct Host {
@@ -22,13 +24,21 @@ struct Held {
     url_id: i64,
 }
 
+/// A URL with jobs held: its host, how many, and its row as last read for one of them (when,
+/// and the row, or `None` when it was found disabled or removed), shared by the others.
+struct Url {
+    host: Arc<str>,
+    held: usize,
+    current: Option<(Instant, Option<Arc<UrlRow>>)>,
+}
+
 /// The single record of what is in flight here.
 pub(super) struct InFlight {
     per_host: usize,
     jobs: HashMap<i64, Held>,
     hosts: HashMap<Arc<str>, Host>,
-    /// URL id → (its host, jobs held for it): the URLs the poller skips when their host is full.
-    urls: HashMap<i64, (Arc<str>, usize)>,
+    /// URL id → its entry: the URLs the poller skips when their host is full.
+    urls: HashMap<i64, Url>,
     /// (conversion, URL) → until when the note is kept. A pair whose delivery in flight is on
     /// another replica never ends here: the note expires with the lease, and the poller takes
     /// the waiting delivery then.
@@ -62,7 +72,14 @@ impl InFlight {
         });
         host.held += 1;
         let permits = Arc::clone(&host.permits);
-        self.urls.entry(url_id).or_insert_with(|| (Arc::clone(&key), 0)).1 += 1;
+        self.urls
+            .entry(url_id)
+            .or_insert_with(|| Url {
+                host: Arc::clone(&key),
+                held: 0,
+                current: None,
+            })
+            .held += 1;
         self.jobs.insert(delivery_id, Held { host: key, url_id });
         permits
     }
@@ -86,8 +103,8 @@ impl InFlight {
             }
         }
         if let Some(url) = self.urls.get_mut(&held.url_id) {
-            url.1 -= 1;
-            if url.1 == 0 {
+            url.held -= 1;
+            if url.held == 0 {
                 self.urls.remove(&held.url_id);
             }
         }
@@ -106,11 +123,27 @@ impl InFlight {
         let mut urls: Vec<i64> = self
             .urls
             .iter()
-            .filter(|(_, (host, _))| self.hosts.get(host).is_some_and(|h| h.held >= self.per_host))
+            .filter(|(_, url)| self.hosts.get(&url.host).is_some_and(|h| h.held >= self.per_host))
             .map(|(id, _)| *id)
             .collect();
         urls.sort_unstable();
         urls
+    }
+
+    /// A URL's row as read at `since` or later for another of its jobs (`Some(None)`: it was
+    /// disabled or removed), if there is one.
+    pub(super) fn current_row(&self, url_id: i64, since: Instant) -> Option<Option<Arc<UrlRow>>> {
+        let (read_at, row) = self.urls.get(&url_id)?.current.as_ref()?;
+        (*read_at >= since).then(|| row.clone())
+    }
+
+    /// Keeps a URL's row read at `read_at` for its other jobs (while it has jobs held).
+    pub(super) fn note_row(&mut self, url_id: i64, read_at: Instant, row: Option<Arc<UrlRow>>) {
+        if let Some(url) = self.urls.get_mut(&url_id)
+            && url.current.as_ref().is_none_or(|(at, _)| *at < read_at)
+        {
+            url.current = Some((read_at, row));
+        }
     }
 
     /// Notes pairs whose new delivery waits for the one in flight, until `until`.
@@ -162,9 +195,9 @@ mod tests {
             assert_eq!(h.held, n, "host {host} counts {} held, has {n}", h.held);
             assert!(n > 0, "host {host} kept with nothing held");
         }
-        for (url, (_, count)) in &f.urls {
+        for (url, entry) in &f.urls {
             let n = f.jobs.values().filter(|j| j.url_id == *url).count();
-            assert_eq!(*count, n, "URL {url}");
+            assert_eq!(entry.held, n, "URL {url}");
             assert!(n > 0, "URL {url} kept with nothing held");
         }
         for j in f.jobs.values() {
@@ -236,6 +269,36 @@ mod tests {
         let later = now + Duration::from_secs(11);
         assert!(f.take_waiting([("c2".into(), 1)], later).is_empty());
         assert!(f.waiting.is_empty());
+    }
+
+    #[test]
+    fn a_url_row_read_for_one_job_serves_the_others_while_fresh_and_goes_with_the_last() {
+        let mut f = InFlight::new(2);
+        f.hold(1, 10, "a.test:80");
+        f.hold(2, 10, "a.test:80");
+        let t0 = Instant::now();
+        assert!(f.current_row(10, t0).is_none(), "nothing read yet");
+        f.note_row(10, t0, None); // found disabled
+        assert_eq!(f.current_row(10, t0), Some(None));
+        assert!(
+            f.current_row(10, t0 + Duration::from_millis(1)).is_none(),
+            "too old"
+        );
+        f.note_row(10, t0 - Duration::from_secs(1), None);
+        assert_eq!(
+            f.current_row(10, t0),
+            Some(None),
+            "an older read does not replace a newer one"
+        );
+        f.forget(1);
+        f.forget(2);
+        f.hold(3, 10, "a.test:80");
+        assert!(
+            f.current_row(10, t0).is_none(),
+            "forgotten with the URL's last job"
+        );
+        f.note_row(11, t0, None); // a URL with nothing held keeps nothing
+        assert!(!f.urls.contains_key(&11));
     }
 
     #[test]

@@ -17,7 +17,8 @@ use crate::store::urls::UrlRow;
 
 /// A URL row read this recently is as current as a re-read would be; an older one (the job
 /// queued or waited for a permit meanwhile) is read again, so an edit or a disable made while
-/// it waited applies. Skipping the read for fresh rows keeps the hot path at its round trips.
+/// it waited applies. One read serves every job of the URL for this long, so a backlog waiting
+/// on one host costs a read per URL, not one per job.
 const FRESH: Duration = Duration::from_millis(100);
 
 /// Receives jobs and runs each in its own task until `stop`; then gives back the leases of
@@ -150,29 +151,44 @@ async fn job_end(dispatch: &Dispatch, job: &Job, stop: &CancellationToken) -> Do
     Done::Attempt(attempt(dispatch, job, &url, prepared).await)
 }
 
-/// The URL's current row: the claimed one when it is fresh, else read again. `None` when the
-/// URL was disabled or removed meanwhile (its deliveries are cancelled; nothing is sent), or
-/// when it cannot be read now (the lease is given back and the delivery claimed again).
+/// The URL's current row: the claimed one when it is fresh, or one read for another of its
+/// jobs just as recently, else read again. `None` when the URL was disabled or removed
+/// meanwhile (its deliveries are cancelled; nothing is sent), or when it cannot be read now
+/// (the lease is given back and the delivery claimed again).
 async fn current_url(dispatch: &Dispatch, job: &Job) -> Option<Arc<UrlRow>> {
-    let read_at = job.lease_until.checked_sub(dispatch.lease);
-    if read_at.is_some_and(|t| t.elapsed() <= FRESH) {
+    let now = Instant::now();
+    let since = now.checked_sub(FRESH).unwrap_or(now);
+    if job
+        .lease_until
+        .checked_sub(dispatch.lease)
+        .is_some_and(|read_at| read_at >= since)
+    {
         return Some(Arc::clone(&job.url));
     }
-    let read = async {
-        let client = dispatch.pool.get().await?;
-        sql::current_url(&client, job.url.id).await
+    let row = match dispatch.cached_url(job.url.id, since) {
+        Some(row) => row,
+        None => {
+            let read = async {
+                let client = dispatch.pool.get().await?;
+                sql::current_url(&client, job.url.id).await
+            };
+            match read.await {
+                Ok(row) => {
+                    let row = row.map(Arc::new);
+                    dispatch.note_url(job.url.id, now, row.clone());
+                    row
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the URL's current row; lease given back");
+                    return None;
+                }
+            }
+        }
     };
-    match read.await {
-        Ok(Some(url)) => Some(Arc::new(url)),
-        Ok(None) => {
-            tracing::info!("URL disabled or removed while the delivery waited; not sent");
-            None
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the URL's current row; lease given back");
-            None
-        }
+    if row.is_none() {
+        tracing::info!("URL disabled or removed while the delivery waited; not sent");
     }
+    row
 }
 
 #[cfg(test)]

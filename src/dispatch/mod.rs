@@ -14,6 +14,7 @@ use crate::ops::Metrics;
 use crate::retry::Schedule;
 use crate::sender::Sender;
 use crate::store::dispatch::{HandOff, Job};
+use crate::store::urls::UrlRow;
 
 mod attempt;
 mod inflight;
@@ -149,6 +150,16 @@ impl Dispatch {
     /// URLs whose host has as many jobs held as it may run at once.
     fn saturated_urls(&self) -> Vec<i64> {
         lock(&self.in_flight).saturated()
+    }
+
+    /// A URL's row read at `since` or later for another job (`Some(None)`: disabled).
+    fn cached_url(&self, url_id: i64, since: Instant) -> Option<Option<Arc<UrlRow>>> {
+        lock(&self.in_flight).current_row(url_id, since)
+    }
+
+    /// Shares a URL's row, read at `read_at`, with its other jobs.
+    fn note_url(&self, url_id: i64, read_at: Instant, row: Option<Arc<UrlRow>>) {
+        lock(&self.in_flight).note_row(url_id, read_at, row);
     }
 
     /// The per-host permits of a held job.
