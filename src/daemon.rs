@@ -161,8 +161,8 @@ async fn run(
     tracing::info!("stopped consuming; finishing in-flight sends");
     let limit = cfg.run.shutdown_timeout.0;
     let started = Instant::now();
-    let deadline = started.checked_add(limit).unwrap_or(started);
-    let sends_until = started.checked_add(limit.mul_f64(SENDS_SHARE)).unwrap_or(started);
+    let deadline = after(started, limit);
+    let sends_until = after(started, limit.mul_f64(SENDS_SHARE));
     sup.wait_for(&["intake", "poller", "jobs loop"], sends_until.into())
         .await;
     tracker.close();
@@ -171,7 +171,7 @@ async fn run(
         .is_err()
     {
         tracing::warn!(
-            timeout_ms = limit.as_millis() as u64,
+            after_ms = sends_until.duration_since(started).as_millis() as u64,
             "in-flight sends abandoned; their leases expire and they are sent again"
         );
         abandon.cancel();
@@ -189,6 +189,12 @@ async fn run(
     pool.close();
     tracing::info!("stopped");
     result
+}
+
+/// `start + span`, a span too long to add being as good as forever (a century).
+fn after(start: Instant, span: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+    start.checked_add(span.min(CENTURY)).unwrap_or(start)
 }
 
 /// Spawns intake, the database monitor and dispatch's tasks under the supervisor.
@@ -305,5 +311,19 @@ async fn monitor_database(pool: deadpool_postgres::Pool, health: Arc<Health>, sh
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::after;
+
+    #[test]
+    fn a_shutdown_timeout_too_long_to_add_is_far_away_not_now() {
+        let now = Instant::now();
+        assert_eq!(after(now, Duration::from_secs(3)), now + Duration::from_secs(3));
+        assert!(after(now, Duration::MAX) > now + Duration::from_secs(86_400 * 365));
     }
 }
