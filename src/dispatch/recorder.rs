@@ -50,12 +50,14 @@ pub async fn run_recorder(
             }
         }
         // Each step is retried on its own, so a failure after a commit never repeats it.
-        let (d, recs) = (&*dispatch, &records);
-        persist(d, "record attempts", || async move {
-            let mut client = d.pool.get().await?;
-            sql::record(&mut client, d.owner, recs).await
-        })
-        .await;
+        if !records.is_empty() {
+            let (d, recs) = (&*dispatch, &records);
+            persist(d, "record attempts", || async move {
+                let mut client = d.pool.get().await?;
+                sql::record(&mut client, d.owner, recs).await
+            })
+            .await;
+        }
         release(&dispatch, &releases).await;
         let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).chain(releases).collect();
         dispatch.recorded(&ids);
