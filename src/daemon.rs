@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use backon::BackoffBuilder;
@@ -21,9 +21,21 @@ use crate::intake::Intake;
 use crate::ops::{self, Health, Metrics};
 use crate::sender::Sender;
 use crate::store;
+use crate::store::dispatch::Job;
+
+mod supervisor;
+
+use supervisor::Supervisor;
 
 /// Recorder tasks writing attempt outcomes; two let one commit overlap the next batch.
 const RECORDERS: usize = 2;
+
+/// At shutdown, in-flight sends may use this share of `run.shutdown_timeout`; the records of
+/// their outcomes get the rest.
+const SENDS_SHARE: f64 = 0.8;
+
+/// After the shutdown deadline, how long tasks get to notice it before they are aborted.
+const GRACE: Duration = Duration::from_millis(250);
 
 /// A started daemon.
 pub struct Daemon {
@@ -31,13 +43,14 @@ pub struct Daemon {
     pub http_addr: SocketAddr,
     pub health: Arc<Health>,
     pub metrics: Metrics,
-    task: JoinHandle<()>,
+    task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Daemon {
-    /// Waits until the daemon has stopped (after `shutdown` was cancelled).
+    /// Waits until the daemon has stopped: after `shutdown` was cancelled (`Ok`), or because
+    /// a background task died (the error names it).
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("daemon task panicked")
+        self.task.await.context("daemon task panicked")?
     }
 }
 
@@ -52,6 +65,10 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<D
     }
     retry_until(&shutdown, "broker", || declare(&cfg)).await?;
 
+    // Everything stops on `stop`: cancelled by shutdown, or by the supervisor when a task dies.
+    let stop = shutdown.child_token();
+    // The ops listener stays up until the drain is over, so readiness can be seen false.
+    let ops_stop = CancellationToken::new();
     let health = Arc::new(Health::default());
     health.set_database(true);
     let metrics = Metrics::default();
@@ -59,22 +76,15 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<D
         cfg.http_listen(),
         Arc::clone(&health),
         metrics.clone(),
-        shutdown.clone(),
+        ops_stop.clone(),
     )
     .await?;
     tracing::info!(%http_addr, "ops listener up");
 
     let owner = Uuid::new_v4();
-    let d = &cfg.delivery;
-    let sender = Sender::new(
-        Guard::new(d.allow_private_networks, cfg.allow_cidrs()),
-        d.connect_timeout.0,
-        d.timeout.0,
-        d.max_response_bytes,
-    )?;
-    let dispatch = Arc::new(Dispatch::new(&cfg, owner, pool.clone(), metrics.clone(), sender));
+    let dispatch = build_dispatch(&cfg, owner, &pool, &metrics)?;
     // Jobs queue between intake (first attempts), the poller, the recorder and the senders.
-    let (jobs_tx, jobs_rx) = mpsc::channel(cfg.delivery.concurrency * 4);
+    let (jobs_tx, jobs_rx) = mpsc::channel(cfg.delivery.concurrency.max(1) * 4);
     let intake = Intake {
         cfg: Arc::clone(&cfg),
         pool: pool.clone(),
@@ -84,8 +94,13 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<D
         jobs: jobs_tx.clone(),
         owner,
     };
-    let ops_task = tokio::spawn(ops_server);
-    let task = tokio::spawn(run(intake, dispatch, jobs_tx, jobs_rx, shutdown, ops_task));
+    let mut supervisor = Supervisor::new(Arc::clone(&health), stop.clone());
+    supervisor.spawn("ops listener", async move {
+        ops_server.await;
+        Ok(())
+    });
+    let stops = (stop, ops_stop);
+    let task = tokio::spawn(run(intake, dispatch, (jobs_tx, jobs_rx), stops, supervisor));
     Ok(Daemon {
         http_addr,
         health,
@@ -94,73 +109,143 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<D
     })
 }
 
+fn build_dispatch(
+    cfg: &Config,
+    owner: Uuid,
+    pool: &deadpool_postgres::Pool,
+    metrics: &Metrics,
+) -> anyhow::Result<Arc<Dispatch>> {
+    let d = &cfg.delivery;
+    let sender = Sender::new(
+        Guard::new(d.allow_private_networks, cfg.allow_cidrs()),
+        d.connect_timeout.0,
+        d.timeout.0,
+        d.max_response_bytes,
+    )?;
+    Ok(Arc::new(Dispatch::new(
+        cfg,
+        owner,
+        pool.clone(),
+        metrics.clone(),
+        sender,
+    )))
+}
+
+type Jobs = (mpsc::Sender<Job>, mpsc::Receiver<Job>);
+
+/// Runs the daemon's tasks under the supervisor until `stop`, then drains them in order, all
+/// within `run.shutdown_timeout`: stop consuming and claiming, finish (or abandon) the sends,
+/// record their outcomes, close.
 async fn run(
     intake: Intake,
     dispatch: Arc<Dispatch>,
-    jobs_tx: mpsc::Sender<store::dispatch::Job>,
-    jobs_rx: mpsc::Receiver<store::dispatch::Job>,
-    shutdown: CancellationToken,
-    ops_task: JoinHandle<()>,
-) {
+    (jobs_tx, jobs_rx): Jobs,
+    (stop, ops_stop): (CancellationToken, CancellationToken),
+    mut sup: Supervisor,
+) -> anyhow::Result<()> {
     let cfg = Arc::clone(&intake.cfg);
     let pool = intake.pool.clone();
-    let monitor = tokio::spawn(monitor_database(
-        pool.clone(),
-        Arc::clone(&intake.health),
-        shutdown.clone(),
-    ));
-    let (done_tx, done_rx) = mpsc::unbounded_channel();
     let tracker = TaskTracker::new();
     let abandon = CancellationToken::new();
-    let jobs_task = tokio::spawn(dispatch::run_jobs(
-        Arc::clone(&dispatch),
-        jobs_rx,
-        done_tx,
-        shutdown.clone(),
-        abandon.clone(),
-        tracker.clone(),
-    ));
-    let done_rx = Arc::new(tokio::sync::Mutex::new(done_rx));
-    let recorders: Vec<_> = (0..RECORDERS)
-        .map(|_| {
-            tokio::spawn(dispatch::run_recorder(
-                Arc::clone(&dispatch),
-                Arc::clone(&done_rx),
-                jobs_tx.clone(),
-            ))
-        })
-        .collect();
-    let poller = tokio::spawn(dispatch::run_poller(
-        Arc::clone(&dispatch),
-        jobs_tx,
-        cfg.delivery.poll_interval.0,
-        shutdown.clone(),
-    ));
+    spawn_tasks(
+        &mut sup,
+        intake,
+        &dispatch,
+        (jobs_tx, jobs_rx),
+        &stop,
+        &tracker,
+        &abandon,
+    );
+    sup.watch().await;
 
-    intake.run(shutdown.clone()).await;
     tracing::info!("stopped consuming; finishing in-flight sends");
-    let _ = poller.await;
-    let _ = jobs_task.await;
-    tracker.close();
     let limit = cfg.run.shutdown_timeout.0;
-    if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
+    let started = Instant::now();
+    let deadline = after(started, limit);
+    let sends_until = after(started, limit.mul_f64(SENDS_SHARE));
+    sup.wait_for(&["intake", "poller", "jobs loop"], sends_until.into())
+        .await;
+    tracker.close();
+    if tokio::time::timeout_at(sends_until.into(), tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
-            timeout_ms = limit.as_millis() as u64,
+            after_ms = sends_until.duration_since(started).as_millis() as u64,
             "in-flight sends abandoned; their leases expire and they are sent again"
         );
         abandon.cancel();
         tracker.wait().await;
     }
-    if tokio::time::timeout(limit, futures_util::future::join_all(recorders))
+    if !sup
+        .wait_for(&["recorder", "intake", "poller"], deadline.into())
         .await
-        .is_err()
     {
         tracing::warn!("attempt records could not be written before the shutdown timeout");
     }
-    let _ = monitor.await;
-    let _ = ops_task.await;
+    dispatch.halt.cancel();
+    ops_stop.cancel();
+    let result = sup.finish(GRACE).await;
     pool.close();
     tracing::info!("stopped");
+    result
+}
+
+/// `start + span`, a span too long to add being as good as forever (a century).
+fn after(start: Instant, span: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+    start.checked_add(span.min(CENTURY)).unwrap_or(start)
+}
+
+/// Spawns intake, the database monitor and dispatch's tasks under the supervisor.
+fn spawn_tasks(
+    sup: &mut Supervisor,
+    intake: Intake,
+    dispatch: &Arc<Dispatch>,
+    (jobs_tx, jobs_rx): Jobs,
+    stop: &CancellationToken,
+    tracker: &TaskTracker,
+    abandon: &CancellationToken,
+) {
+    let cfg = Arc::clone(&intake.cfg);
+    let monitor = monitor_database(intake.pool.clone(), Arc::clone(&intake.health), stop.clone());
+    sup.spawn("database monitor", async move {
+        monitor.await;
+        Ok(())
+    });
+    let intake_stop = stop.clone();
+    sup.spawn("intake", async move {
+        intake.run(intake_stop).await;
+        Ok(())
+    });
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let jobs_loop = dispatch::run_jobs(
+        Arc::clone(dispatch),
+        jobs_rx,
+        done_tx,
+        stop.clone(),
+        abandon.clone(),
+        tracker.clone(),
+    );
+    sup.spawn("jobs loop", async move {
+        jobs_loop.await;
+        Ok(())
+    });
+    let done_rx = Arc::new(tokio::sync::Mutex::new(done_rx));
+    for _ in 0..RECORDERS {
+        let recorder = dispatch::run_recorder(Arc::clone(dispatch), Arc::clone(&done_rx), jobs_tx.clone());
+        sup.spawn("recorder", async move {
+            recorder.await;
+            Ok(())
+        });
+    }
+    let poller = dispatch::run_poller(
+        Arc::clone(dispatch),
+        jobs_tx,
+        cfg.delivery.poll_interval.0,
+        stop.clone(),
+    );
+    sup.spawn("poller", async move { Ok(poller.await?) });
 }
 
 /// Connects once and declares the topology; a clash with an existing declaration is fatal.
@@ -226,5 +311,19 @@ async fn monitor_database(pool: deadpool_postgres::Pool, health: Arc<Health>, sh
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::after;
+
+    #[test]
+    fn a_shutdown_timeout_too_long_to_add_is_far_away_not_now() {
+        let now = Instant::now();
+        assert_eq!(after(now, Duration::from_secs(3)), now + Duration::from_secs(3));
+        assert!(after(now, Duration::MAX) > now + Duration::from_secs(86_400 * 365));
     }
 }

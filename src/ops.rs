@@ -150,16 +150,30 @@ impl Metrics {
     }
 }
 
-/// Readiness: both flags are kept up to date by the parts that talk to each service.
+/// Readiness: both flags are kept up to date by the parts that talk to each service; a
+/// background task that died makes the daemon unready for good (it is stopping).
 #[derive(Default)]
 pub struct Health {
     pub broker: AtomicBool,
     pub database: AtomicBool,
+    /// The first background task that died, if one did.
+    failed: std::sync::OnceLock<String>,
 }
 
 impl Health {
     pub fn ready(&self) -> bool {
-        self.broker.load(Ordering::Relaxed) && self.database.load(Ordering::Relaxed)
+        self.broker.load(Ordering::Relaxed)
+            && self.database.load(Ordering::Relaxed)
+            && self.failed().is_none()
+    }
+
+    /// Records that a background task died (the first one is kept).
+    pub fn set_failed(&self, task: &str) {
+        let _ = self.failed.set(task.to_owned());
+    }
+
+    pub fn failed(&self) -> Option<&str> {
+        self.failed.get().map(String::as_str)
     }
 
     pub fn set_broker(&self, up: bool) {
@@ -208,7 +222,10 @@ pub async fn serve(
 async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
     let broker = ops.health.broker.load(Ordering::Relaxed);
     let database = ops.health.database.load(Ordering::Relaxed);
-    let body = format!("broker: {}\ndatabase: {}\n", up(broker), up(database));
+    let mut body = format!("broker: {}\ndatabase: {}\n", up(broker), up(database));
+    if let Some(task) = ops.health.failed() {
+        body.push_str(&format!("failed: {task}\n"));
+    }
     let code = if ops.health.ready() {
         StatusCode::OK
     } else {

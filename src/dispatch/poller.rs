@@ -8,18 +8,31 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Dispatch;
+use crate::store::StoreError;
 use crate::store::dispatch::{self as sql, Job};
 
+/// Why the poller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PollerError {
+    /// The database refuses the poller's statements themselves (a table or column missing, a
+    /// privilege revoked): no retry will ever be claimed again, so waiting would only hide it.
+    #[error("the poller's statements no longer match the database schema")]
+    Schema(#[source] StoreError),
+}
+
+/// Claims due deliveries until `stop`. A database that cannot be reached is waited out; one
+/// that refuses the statements ends the poller with an error (the daemon then stops).
 pub async fn run_poller(
     dispatch: Arc<Dispatch>,
     jobs: mpsc::Sender<Job>,
     interval: Duration,
     stop: CancellationToken,
-) {
+) -> Result<(), PollerError> {
     loop {
         let wait = match poll_once(&dispatch, &jobs).await {
             Ok(Some(wait)) => wait.min(interval),
             Ok(None) => interval,
+            Err(e) if refuses_the_statements(&e) => return Err(PollerError::Schema(e)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim due deliveries");
                 interval
@@ -29,7 +42,7 @@ pub async fn run_poller(
             continue;
         }
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return Ok(()),
             _ = tokio::time::sleep(wait) => {}
             _ = dispatch.wake_poller.notified() => {}
         }
@@ -56,14 +69,9 @@ async fn poll_once(dispatch: &Dispatch, jobs: &mpsc::Sender<Job>) -> crate::stor
             &held,
         )
         .await?;
-        let full = claimed.len() == free;
-        let mut unsent = Vec::new();
-        for job in claimed {
-            if let Err(job) = dispatch.submit(jobs, job).await {
-                unsent.push(job.delivery_id);
-            }
-        }
-        super::release(dispatch, &unsent).await;
+        let full = claimed.jobs.len() + claimed.undecodable.len() == free;
+        let runnable = super::recorder::runnable(dispatch, claimed).await;
+        dispatch.submit_all(jobs, runnable).await;
         if full {
             return Ok(Some(Duration::ZERO));
         }
@@ -71,4 +79,13 @@ async fn poll_once(dispatch: &Dispatch, jobs: &mpsc::Sender<Job>) -> crate::stor
     let (due, next) = sql::due_summary(&client).await?;
     dispatch.metrics.retries_due.set(due);
     Ok(next.map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO)))
+}
+
+/// An error the server answered with class 42 (undefined table or column, insufficient
+/// privilege, syntax): it comes back on every poll until the schema or the grants change.
+fn refuses_the_statements(e: &StoreError) -> bool {
+    match e {
+        StoreError::Db(db) => db.code().is_some_and(|c| c.code().starts_with("42")),
+        _ => false,
+    }
 }

@@ -8,7 +8,7 @@ use backon::BackoffBuilder;
 use tokio::sync::mpsc;
 
 use super::Dispatch;
-use crate::store::dispatch::{self as sql, AttemptRecord, Job};
+use crate::store::dispatch::{self as sql, AttemptRecord, Claimed, DeliveryState, Job};
 
 /// Most outcomes written in one transaction.
 const BATCH: usize = 512;
@@ -50,26 +50,29 @@ pub async fn run_recorder(
             }
         }
         // Each step is retried on its own, so a failure after a commit never repeats it.
-        let (d, recs) = (&*dispatch, &records);
-        persist(d, "record attempts", || async move {
-            let mut client = d.pool.get().await?;
-            sql::record(&mut client, d.owner, recs).await
-        })
-        .await;
+        if !records.is_empty() {
+            let (d, recs) = (&*dispatch, &records);
+            persist(d, "record attempts", || async move {
+                let mut client = d.pool.get().await?;
+                sql::record(&mut client, d.owner, recs).await
+            })
+            .await;
+        }
         release(&dispatch, &releases).await;
         let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).chain(releases).collect();
         dispatch.recorded(&ids);
         count(&dispatch, &records);
-        if records.iter().any(|r| r.state == "pending") {
+        if records.iter().any(|r| r.state == DeliveryState::Pending) {
             dispatch.wake_poller.notify_one();
         }
         let followers = claim_followers(&dispatch, &records).await;
-        forward(&dispatch, &jobs, followers).await;
+        dispatch.submit_all(&jobs, followers).await;
     }
 }
 
 /// Retries a write until it succeeds: an outcome is never dropped while the database is away
-/// (the lease may expire meanwhile; then the delivery is sent again, with the same key).
+/// (the lease may expire meanwhile; then the delivery is sent again, with the same key). Only
+/// shutdown's deadline ([`Dispatch::halt`]) ends the retries.
 async fn persist<F, Fut>(dispatch: &Dispatch, what: &str, mut op: F)
 where
     F: FnMut() -> Fut,
@@ -86,14 +89,20 @@ where
             Err(e) => {
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, owner = %dispatch.owner, "cannot {what}; retrying");
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    _ = dispatch.halt.cancelled() => {
+                        tracing::warn!(owner = %dispatch.owner, "shutdown deadline: could not {what}; leases expire and the deliveries are sent again");
+                        return;
+                    }
+                    _ = tokio::time::sleep(delay) => {}
+                }
             }
         }
     }
 }
 
 /// Gives back leases of claimed jobs that were not started.
-pub async fn release(dispatch: &Dispatch, ids: &[i64]) {
+pub(super) async fn release(dispatch: &Dispatch, ids: &[i64]) {
     if ids.is_empty() {
         return;
     }
@@ -118,7 +127,7 @@ async fn claim_followers(dispatch: &Dispatch, records: &[AttemptRecord]) -> Vec<
         sql::claim_followers(&client, dispatch.owner, dispatch.lease, &pairs).await
     };
     match claimed.await {
-        Ok(jobs) => jobs,
+        Ok(claimed) => runnable(dispatch, claimed).await,
         Err(e) => {
             tracing::warn!(error = %e, "cannot hand on followers; the poller will claim them");
             Vec::new()
@@ -126,24 +135,33 @@ async fn claim_followers(dispatch: &Dispatch, records: &[AttemptRecord]) -> Vec<
     }
 }
 
+/// The claimed jobs that can run; a delivery whose stored event does not decode is failed
+/// with the reason (never sent from a guess, never claimed again).
+pub(super) async fn runnable(dispatch: &Dispatch, claimed: Claimed) -> Vec<Job> {
+    if !claimed.undecodable.is_empty() {
+        for (delivery_id, reason) in &claimed.undecodable {
+            tracing::error!(delivery_id, reason = %reason, "delivery failed: its stored event does not decode");
+        }
+        let bad = &claimed.undecodable;
+        persist(dispatch, "fail undecodable deliveries", || async move {
+            let client = dispatch.pool.get().await?;
+            sql::fail_undecodable(&client, dispatch.owner, bad)
+                .await
+                .map(|_| ())
+        })
+        .await;
+        dispatch.metrics.delivery("failed", bad.len() as u64);
+    }
+    claimed.jobs
+}
+
 fn count(dispatch: &Dispatch, records: &[AttemptRecord]) {
     for r in records {
         let outcome = match r.state {
-            "delivered" => "delivered",
-            "failed" => "failed",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
             _ => "retried",
         };
         dispatch.metrics.delivery(outcome, 1);
     }
-}
-
-/// Queues followers; once dispatch has stopped taking jobs, their leases are given back.
-async fn forward(dispatch: &Dispatch, jobs: &mpsc::Sender<Job>, followers: Vec<Job>) {
-    let mut unsent = Vec::new();
-    for job in followers {
-        if let Err(job) = dispatch.submit(jobs, job).await {
-            unsent.push(job.delivery_id);
-        }
-    }
-    release(dispatch, &unsent).await;
 }

@@ -12,8 +12,12 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::Result;
-use super::urls::UrlRow;
+use super::urls::{self, UrlRow};
 use crate::event::Event;
+use crate::retry::ErrorCode;
+
+mod kinds;
+pub use kinds::{DeliveryState, Method};
 
 /// One claimed delivery, ready for its next attempt.
 #[derive(Debug, Clone)]
@@ -56,18 +60,18 @@ pub struct AttemptRecord {
     pub delivery_id: i64,
     pub url_id: i64,
     pub url: String,
-    pub method: String,
+    pub method: Method,
     pub event: Arc<Event>,
     pub attempt: i32,
     pub http_code: Option<i32>,
-    pub error_code: Option<&'static str>,
+    pub error_code: Option<ErrorCode>,
     pub error: Option<String>,
     pub response_excerpt: Option<String>,
     pub duration_ms: i32,
     pub sent_at: DateTime<Utc>,
-    /// The delivery's state after this attempt: `pending` (retry due at `next_attempt_at`),
-    /// `delivered` or `failed`.
-    pub state: &'static str,
+    /// The delivery's state after this attempt: pending (retry due at `next_attempt_at`),
+    /// delivered or failed.
+    pub state: DeliveryState,
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
@@ -120,6 +124,14 @@ static CLAIM_PAIRS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// What a claim leased: jobs ready to run, and deliveries whose stored event no longer
+/// decodes (delivery id, why), which must be failed rather than sent from a guess.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub jobs: Vec<Job>,
+    pub undecodable: Vec<(i64, String)>,
+}
+
 /// Claims up to `limit` due deliveries, at most `per_url` for any one URL, none for the URLs
 /// in `skip` (their hosts are busy with this worker's jobs already) and none of `held` (this
 /// worker's own jobs whose outcome is not recorded yet: after a database outage longer than the
@@ -132,7 +144,7 @@ pub async fn claim_due(
     per_url: i64,
     skip: &[i64],
     held: &[i64],
-) -> Result<Vec<Job>> {
+) -> Result<Claimed> {
     claim(client, &CLAIM_DUE, owner, lease, limit, per_url, &[&skip, &held]).await
 }
 
@@ -142,9 +154,9 @@ pub async fn claim_followers(
     owner: Uuid,
     lease: Duration,
     pairs: &[(String, i64)],
-) -> Result<Vec<Job>> {
+) -> Result<Claimed> {
     if pairs.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Claimed::default());
     }
     let conversions: Vec<&str> = pairs.iter().map(|(c, _)| c.as_str()).collect();
     let urls: Vec<i64> = pairs.iter().map(|(_, u)| *u).collect();
@@ -170,7 +182,7 @@ async fn claim(
     limit: i64,
     per_url: i64,
     filter: &[&(dyn ToSql + Sync); 2],
-) -> Result<Vec<Job>> {
+) -> Result<Claimed> {
     let started = Instant::now();
     let lease_ms = lease.as_millis() as f64;
     let rows = super::query(
@@ -179,31 +191,83 @@ async fn claim(
         &[&owner, &lease_ms, &limit, &per_url, filter[0], filter[1]],
     )
     .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| job_from_row(r, started + lease))
-        .collect())
+    let lease_until = lease_end(started, lease);
+    let mut claimed = Claimed::default();
+    for row in &rows {
+        match job_from_row(row, lease_until) {
+            Ok(job) => claimed.jobs.push(job),
+            Err(undecodable) => claimed.undecodable.push(undecodable),
+        }
+    }
+    Ok(claimed)
 }
 
-fn job_from_row(row: &tokio_postgres::Row, lease_until: Instant) -> Option<Job> {
+/// When a lease taken at `started` ends, saturating (a lease too long to add ends in a
+/// century, which no attempt outlives).
+pub fn lease_end(started: Instant, lease: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+    started.checked_add(lease.min(CENTURY)).unwrap_or(started)
+}
+
+fn job_from_row(row: &tokio_postgres::Row, lease_until: Instant) -> std::result::Result<Job, (i64, String)> {
+    let delivery_id: i64 = row.get("delivery_id");
     let event: serde_json::Value = row.get("event");
-    let event: Event = match serde_json::from_value(event) {
-        Ok(e) => e,
-        Err(e) => {
-            let id: i64 = row.get("delivery_id");
-            tracing::error!(delivery_id = id, error = %e, "stored event does not deserialise; skipping");
-            return None;
-        }
-    };
+    let event: Event = serde_json::from_value(event)
+        .map_err(|e| (delivery_id, format!("the stored event does not decode: {e}")))?;
     let attempts: i32 = row.get("attempts");
-    Some(Job {
-        delivery_id: row.get("delivery_id"),
+    Ok(Job {
+        delivery_id,
         attempt: attempts + 1,
         retry_base: row.get("retry_base"),
         event: Arc::new(event),
         url: Arc::new(UrlRow::from_row(row)),
         lease_until,
     })
+}
+
+/// Fails leased deliveries whose stored event does not decode, each with an attempt row
+/// (error code `render`, the reason) made from what the delivery row itself holds: nothing
+/// is sent from a guessed event, and the delivery is not claimed again.
+pub async fn fail_undecodable(
+    client: &impl GenericClient,
+    owner: Uuid,
+    failed: &[(i64, String)],
+) -> Result<u64> {
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = failed.iter().map(|(id, _)| *id).collect();
+    let reasons: Vec<&str> = failed.iter().map(|(_, r)| r.as_str()).collect();
+    super::execute(
+        client,
+        "WITH f AS (
+             UPDATE deliveries d SET state = 'failed', attempts = d.attempts + 1,
+                 next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = now()
+             FROM unnest($2::bigint[], $3::text[]) AS x(id, reason), cross_postback_urls u
+             WHERE d.id = x.id AND d.lease_owner = $1 AND d.state = 'pending' AND u.id = d.url_id
+             RETURNING d.id, d.url_id, u.url, u.method, d.conversion_id, u.offer_id, d.status,
+                       d.attempts, x.reason
+         )
+         INSERT INTO attempts (delivery_id, url_id, url, method, conversion_id, affiliate_id,
+             offer_id, status, attempt, error_code, error, duration_ms, sent_at)
+         SELECT f.id, f.url_id, f.url, f.method, f.conversion_id, coalesce(c.affiliate_id, ''),
+                f.offer_id, f.status, f.attempts, 'render', f.reason, 0, now()
+         FROM f LEFT JOIN conversions c ON c.conversion_id = f.conversion_id",
+        &[&owner, &ids, &reasons],
+    )
+    .await
+}
+
+/// A URL's current row, if it is still enabled and not removed.
+pub async fn current_url(client: &impl GenericClient, url_id: i64) -> Result<Option<UrlRow>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {} FROM cross_postback_urls WHERE id = $1 AND enabled AND removed_at IS NULL",
+            urls::COLUMNS
+        )
+    });
+    let rows = super::query(client, &SQL, &[&url_id]).await?;
+    Ok(rows.first().map(UrlRow::from_row))
 }
 
 /// Records attempts and updates their deliveries in one transaction. A delivery whose lease
@@ -222,7 +286,7 @@ pub async fn record(
     let delivery_ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
     let url_ids: Vec<i64> = records.iter().map(|r| r.url_id).collect();
     let urls = col(|r| Some(&r.url));
-    let methods = col(|r| Some(&r.method));
+    let methods = col(|r| Some(r.method.as_str()));
     let conversions = col(|r| Some(&r.event.conversion_id));
     let affiliates = col(|r| Some(&r.event.affiliate_id));
     let affiliate_names = col(|r| r.event.field("affiliate_name"));
@@ -236,12 +300,12 @@ pub async fn record(
     let comments = col(|r| r.event.field("comment"));
     let attempt_nos: Vec<i32> = records.iter().map(|r| r.attempt).collect();
     let codes: Vec<Option<i32>> = records.iter().map(|r| r.http_code).collect();
-    let error_codes = col(|r| r.error_code);
+    let error_codes = col(|r| r.error_code.map(ErrorCode::as_str));
     let errors = col(|r| r.error.as_deref());
     let excerpts = col(|r| r.response_excerpt.as_deref());
     let durations: Vec<i32> = records.iter().map(|r| r.duration_ms).collect();
     let sent: Vec<DateTime<Utc>> = records.iter().map(|r| r.sent_at).collect();
-    let states: Vec<&str> = records.iter().map(|r| r.state).collect();
+    let states: Vec<&str> = records.iter().map(|r| r.state.as_str()).collect();
     let next: Vec<Option<DateTime<Utc>>> = records.iter().map(|r| r.next_attempt_at).collect();
     let insert_params: &[&(dyn ToSql + Sync)] = &[
         &delivery_ids,

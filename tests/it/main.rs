@@ -29,6 +29,8 @@ mod redeliver;
 mod rejected;
 mod replicas;
 mod retries;
+mod stale;
 mod startup;
+mod supervision;
 mod unsendable;
 mod walkthrough;
