@@ -278,9 +278,9 @@ where
                     return Err(anyhow::Error::new(e));
                 }
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for the {what}");
+                tracing::warn!(error = %crate::report::one_line(&e), retry_in_ms = delay.as_millis() as u64, "waiting for the {what}");
                 tokio::select! {
-                    _ = shutdown.cancelled() => anyhow::bail!("stopped while waiting for the {what}: {e}"),
+                    _ = shutdown.cancelled() => anyhow::bail!("stopped while waiting for the {what}: {}", crate::report::one_line(&e)),
                     _ = tokio::time::sleep(delay) => {}
                 }
             }

@@ -179,7 +179,7 @@ async fn current_url(dispatch: &Dispatch, job: &Job) -> Option<Arc<UrlRow>> {
                     row
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the URL's current row; lease given back");
+                    tracing::warn!(error = %crate::report::one_line(&e), "cannot read the URL's current row; lease given back");
                     return None;
                 }
             }

@@ -34,7 +34,7 @@ pub async fn run_poller(
             Ok(None) => interval,
             Err(e) if refuses_the_statements(&e) => return Err(PollerError::Schema(e)),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot claim due deliveries");
+                tracing::warn!(error = %crate::report::one_line(&e), "cannot claim due deliveries");
                 interval
             }
         };

@@ -88,7 +88,7 @@ where
             Ok(()) => return,
             Err(e) => {
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, owner = %dispatch.owner, "cannot {what}; retrying");
+                tracing::warn!(error = %crate::report::one_line(&e), retry_in_ms = delay.as_millis() as u64, owner = %dispatch.owner, "cannot {what}; retrying");
                 tokio::select! {
                     _ = dispatch.halt.cancelled() => {
                         tracing::warn!(owner = %dispatch.owner, "shutdown deadline: could not {what}; leases expire and the deliveries are sent again");
@@ -129,7 +129,7 @@ async fn claim_followers(dispatch: &Dispatch, records: &[AttemptRecord]) -> Vec<
     match claimed.await {
         Ok(claimed) => runnable(dispatch, claimed).await,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot hand on followers; the poller will claim them");
+            tracing::warn!(error = %crate::report::one_line(&e), "cannot hand on followers; the poller will claim them");
             Vec::new()
         }
     }
