@@ -89,7 +89,10 @@ impl Supervisor {
         let (id, fault) = match ended {
             Ok((id, Ok(()))) if self.stop.is_cancelled() => (id, None),
             Ok((id, Ok(()))) => (id, Some("ended unexpectedly".to_owned())),
-            Ok((id, Err(e))) => (id, Some(format!("failed: {e:#}"))),
+            Ok((id, Err(e))) => (
+                id,
+                Some(format!("failed: {}", crate::report::one_line(e.as_ref()))),
+            ),
             Err(e) if e.is_cancelled() => (e.id(), None),
             Err(e) => (e.id(), Some("panicked".to_owned())),
         };

@@ -112,10 +112,15 @@ async fn silent_port() -> std::net::SocketAddr {
     addr
 }
 
-/// A loopback port that nothing listens on: connections are refused.
-async fn closed_port() -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    listener.local_addr().expect("address")
+/// A loopback port bound but never listened on: connections are refused. The socket is kept
+/// (not dropped), so no test running beside this one can take the port meanwhile.
+fn closed_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let addr = socket.local_addr().expect("address");
+    (socket, addr)
 }
 
 /// Regression (issue 8, fault 3): errors quoted the rendered URL or the template, secrets and
@@ -130,7 +135,7 @@ async fn no_error_path_shows_a_secret() {
     // A plain HTTP server asked for TLS answers with bytes that are no TLS record.
     let plain_http = Receiver::start().await;
     let silent = silent_port().await;
-    let closed = closed_port().await;
+    let (_bound, closed) = closed_port();
     let secrets = "partner:PASSW0RD@";
     let query = "token=SECRET123&key=K3Y456";
     let cases = [
@@ -175,8 +180,10 @@ async fn no_error_path_shows_a_secret() {
             ("XPB_DELIVERY__ALLOW_PRIVATE_NETWORKS", "false"),
             ("XPB_DELIVERY__ALLOW_CIDRS", "127.0.0.1/32"),
             ("XPB_DELIVERY__RETRY_SCHEDULE", "50ms"),
-            ("XPB_DELIVERY__CONNECT_TIMEOUT", "300ms"),
-            ("XPB_DELIVERY__TIMEOUT", "600ms"),
+            // The connect timeout covers the name look-up too: generous, so a slow resolver
+            // still ends the `.invalid` case as `dns`, not `timeout`.
+            ("XPB_DELIVERY__CONNECT_TIMEOUT", "1s"),
+            ("XPB_DELIVERY__TIMEOUT", "1500ms"),
         ],
     );
     daemon.wait_for_line(&["consuming"]).await;
