@@ -23,6 +23,8 @@ mod ops;
 mod order;
 mod outages;
 mod per_host;
+mod publishers;
+mod publishing;
 mod redeliver;
 mod rejected;
 mod replicas;
