@@ -83,7 +83,7 @@ pub const EVENT_ID: Field = field(
     "event_id",
     Kind::Text { line_breaks: false },
     false,
-    "The event's unique id: a republished copy is recognised by it, and receivers get it in Idempotency-Key.",
+    "The event's id, stable per status change: receivers get it in the Idempotency-Key header and can drop a copy by it.",
 );
 pub const CREATED_AT: Field = field(
     "created_at",

@@ -124,3 +124,14 @@ async fn the_python_publisher_fails_on_an_unroutable_event() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not accepted by the broker"), "{err}");
 }
+
+/// docs/publishing.md quotes the publisher that this suite runs, word for word.
+#[test]
+fn the_guide_quotes_the_tested_publisher() {
+    let doc = include_str!("../../docs/publishing.md");
+    let publisher = include_str!("../publishers/publish.py");
+    assert!(
+        doc.contains(&format!("```python\n{publisher}```")),
+        "docs/publishing.md no longer quotes tests/publishers/publish.py as it is"
+    );
+}
