@@ -5,20 +5,27 @@ use crate::harness::*;
 
 const PUBLISHER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/publishers/publish.py");
 
-fn pika_installed() -> bool {
-    std::process::Command::new("python3")
+/// Whether pika imports; when not, says so on the real stderr (the test harness captures
+/// `eprintln!` of a passing test, which would hide the skip).
+fn pika_installed(test: &str) -> bool {
+    let found = std::process::Command::new("python3")
         .args(["-c", "import pika"])
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!! SKIPPED {test}: `python3 -c 'import pika'` fails; scripts/test installs pika \
+             (python3 -m pip install pika) !!!\n"
+        );
+    }
+    found
 }
 
 #[tokio::test]
 async fn the_python_publisher_delivers_its_events() {
-    if !pika_installed() {
-        eprintln!(
-            "\n!!! SKIPPED the_python_publisher_delivers_its_events: `python3 -c 'import pika'` \
-             fails; scripts/test installs pika (pip install pika) !!!\n"
-        );
+    if !pika_installed("the_python_publisher_delivers_its_events") {
         return;
     }
     let env = Env::new().await;
@@ -30,6 +37,8 @@ async fn the_python_publisher_delivers_its_events() {
         ev("py-1", "pending", 0, serde_json::json!({ "event_id": "py-1-p" })),
         ev("py-1", "approved", 1, serde_json::json!({ "event_id": "py-1-a" })),
         ev("py-2", "declined", 0, serde_json::json!({ "event_id": "py-2-d" })),
+        // Refused by the daemon: its stored headers show what the publisher sent.
+        ev("py-3", "paid", 0, serde_json::json!({})),
     ];
     let mut cmd = tokio::process::Command::new("python3");
     cmd.arg(PUBLISHER)
@@ -55,10 +64,21 @@ async fn the_python_publisher_delivers_its_events() {
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert_eq!(stdout, "published 3 messages\n");
+    assert_eq!(stdout, "published 4 messages\n");
 
     let requests = rx.wait_for(3).await;
+    let pg = env.pg().await;
+    wait_count(&pg, "SELECT count(*) FROM rejected_messages", 1).await;
     daemon.stop().await;
+    let stored = rows(
+        &pg,
+        "SELECT routing_key, headers->>'x-conversion-id' FROM rejected_messages",
+    )
+    .await;
+    assert_eq!(
+        stored,
+        [[Some("conversion.paid".to_owned()), Some("py-3".to_owned())]]
+    );
     let mut got: Vec<(String, String, String)> = requests
         .iter()
         .map(|r| {
@@ -84,8 +104,7 @@ async fn the_python_publisher_delivers_its_events() {
 /// The publisher fails when the broker cannot route an event, instead of losing it.
 #[tokio::test]
 async fn the_python_publisher_fails_on_an_unroutable_event() {
-    if !pika_installed() {
-        eprintln!("\n!!! SKIPPED the_python_publisher_fails_on_an_unroutable_event: no pika !!!\n");
+    if !pika_installed("the_python_publisher_fails_on_an_unroutable_event") {
         return;
     }
     let env = Env::new().await;
