@@ -1,4 +1,4 @@
-//! RabbitMQ: connection, topology (SPEC §8), and publishing with publisher confirms.
+//! RabbitMQ: connection, topology, and publishing with publisher confirms.
 
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -88,6 +88,15 @@ pub async fn declare_topology(channel: &Channel, cfg: &Amqp) -> Result<(), AmqpE
             })?;
     }
     Ok(())
+}
+
+/// Whether the broker answered 404 NOT_FOUND (a passive declare of something missing).
+pub fn is_not_found(e: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(
+        e.kind(),
+        lapin::ErrorKind::ProtocolError(p) if *p.kind() == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)
+    )
 }
 
 /// A channel with publisher confirms on.

@@ -155,6 +155,13 @@ pub struct PublishArgs {
     /// Routing key for every message (default conversion.<status>).
     #[arg(long, value_name = "K")]
     pub routing_key: Option<String>,
+    /// Validate each line as the daemon would and publish nothing; exit 1 if any is invalid.
+    #[arg(long, conflicts_with_all = ["routing_key", "declare"])]
+    pub check: bool,
+    /// Declare the daemon's exchanges, queues and bindings first (by default the exchange
+    /// must exist).
+    #[arg(long)]
+    pub declare: bool,
 }
 
 #[derive(Debug, Args)]

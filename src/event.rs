@@ -1,4 +1,4 @@
-//! The conversion-status event (message format v1, SPEC §2): parse, validate, normalise.
+//! The conversion-status event (message format v1): parse, validate, normalise.
 //!
 //! Pure: bytes in, an [`Event`] or a readable [`Invalid`] reason out. Decimals are read from
 //! the raw JSON text so that `0.1` stays `0.1` (never a float on the way).
@@ -10,55 +10,15 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+mod invalid;
 mod status;
+pub mod wire;
 
 pub use status::Status;
 
-/// Most characters an id (`conversion_id`, `offer_id`, …) may have.
-const MAX_ID_CHARS: usize = 128;
-/// Most characters of a free-text field; longer values are refused, not cut.
-const MAX_TEXT_CHARS: usize = 4096;
-
-/// Optional text fields, each usable as a macro (SPEC §2).
-pub const TEXT_FIELDS: &[&str] = &[
-    "offer_name",
-    "affiliate_name",
-    "advertiser_id",
-    "goal",
-    "currency",
-    "comment",
-    "click_id",
-    "transaction_id",
-    "ip",
-    "geo",
-    "city",
-    "device_ua",
-    "os",
-    "referrer",
-    "fbclid",
-    "user_id",
-    "promo_code",
-    "ref_id",
-    "os_id",
-    "sub1",
-    "sub2",
-    "sub3",
-    "sub4",
-    "sub5",
-    "sub6",
-    "sub7",
-    "sub8",
-    "ext1",
-    "ext2",
-    "ext3",
-    "custom_field1",
-    "custom_field2",
-    "custom_field3",
-    "custom_field4",
-    "custom_field5",
-    "custom_field6",
-    "custom_field7",
-];
+pub use invalid::{Invalid, Reason, check_size};
+pub use wire::TEXT_FIELDS;
+use wire::{Field, Kind, MAX_ID_CHARS, MAX_TEXT_CHARS};
 
 /// A valid, normalised event. This is also the form stored with each delivery, so that
 /// every attempt renders from the same values.
@@ -123,13 +83,8 @@ impl Event {
     }
 }
 
-/// Why a message is not a valid event; the text is stored in `rejected_messages.reason`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
-
-fn invalid(msg: impl Into<String>) -> Invalid {
-    Invalid(msg.into())
+fn invalid(reason: Reason, msg: impl Into<String>) -> Invalid {
+    Invalid::new(reason, msg)
 }
 
 /// The JSON kinds a raw value can have, told apart by its first byte.
@@ -147,7 +102,10 @@ fn classify<'a>(name: &str, raw: &'a RawValue) -> Result<Raw<'a>, Invalid> {
             // The position would be within the value, not the body: name the field instead.
             let e = e.to_string();
             let what = e.split(" at line ").next().unwrap_or_default();
-            invalid(format!("`{name}` is not a valid JSON string: {what}"))
+            invalid(
+                Reason::BadText,
+                format!("`{name}` is not a valid JSON string: {what}"),
+            )
         })?),
         Some(b'n') => Raw::Null,
         Some(b't' | b'f') => Raw::Other("a boolean"),
@@ -157,39 +115,41 @@ fn classify<'a>(name: &str, raw: &'a RawValue) -> Result<Raw<'a>, Invalid> {
     })
 }
 
+/// Parses and validates one message body of at most `max_bytes`, as intake does.
+pub fn parse_within(body: &[u8], max_bytes: usize) -> Result<Event, Invalid> {
+    check_size(body.len(), max_bytes)?;
+    parse(body)
+}
+
 /// Parses and validates one message body.
 pub fn parse(body: &[u8]) -> Result<Event, Invalid> {
-    let text = std::str::from_utf8(body).map_err(|e| invalid(format!("body is not UTF-8: {e}")))?;
+    let text =
+        std::str::from_utf8(body).map_err(|e| invalid(Reason::NotUtf8, format!("body is not UTF-8: {e}")))?;
     let map: BTreeMap<String, Box<RawValue>> = serde_json::from_str(text).map_err(|e| {
         if e.is_data() {
-            invalid(format!("body is not a JSON object: {e}"))
+            invalid(Reason::NotObject, format!("body is not a JSON object: {e}"))
         } else {
-            invalid(format!("body is not valid JSON: {e}"))
+            invalid(Reason::NotJson, format!("body is not valid JSON: {e}"))
         }
     })?;
     let mut fields = Fields { map };
 
-    let conversion_id = fields.id("conversion_id", false)?;
+    let conversion_id = fields.id(&wire::CONVERSION_ID)?;
     let status = fields.status()?;
     let updated_at = fields
-        .timestamp("updated_at")?
-        .ok_or_else(|| invalid("missing required field `updated_at`"))?;
-    let offer_id = fields.id("offer_id", true)?;
-    let affiliate_id = fields.id("affiliate_id", true)?;
-    let sequence = fields.integer("sequence")?;
-    // It becomes the `Idempotency-Key` header, where a line break or any other control
-    // character makes a request no client can build: refused here, with the field named.
-    let event_id = fields.text("event_id", MAX_TEXT_CHARS, true)?;
-    if let Some(id) = &event_id {
-        check_text("event_id", id, MAX_TEXT_CHARS, false)?;
-    }
-    let created_at = fields.timestamp("created_at")?;
-    let click_time = fields.timestamp("click_time")?;
-    let payout = fields.decimal("payout")?;
-    let revenue = fields.decimal("revenue")?;
+        .timestamp(&wire::UPDATED_AT)?
+        .ok_or_else(|| invalid(Reason::MissingField, "missing required field `updated_at`"))?;
+    let offer_id = fields.id(&wire::OFFER_ID)?;
+    let affiliate_id = fields.id(&wire::AFFILIATE_ID)?;
+    let sequence = fields.integer(&wire::SEQUENCE)?;
+    let event_id = fields.text(&wire::EVENT_ID)?;
+    let created_at = fields.timestamp(&wire::CREATED_AT)?;
+    let click_time = fields.timestamp(&wire::CLICK_TIME)?;
+    let payout = fields.decimal(&wire::PAYOUT)?;
+    let revenue = fields.decimal(&wire::REVENUE)?;
     let mut text_fields = BTreeMap::new();
     for name in TEXT_FIELDS {
-        if let Some(v) = fields.text(name, MAX_TEXT_CHARS, true)? {
+        if let Some(v) = fields.text(&wire::text_field(name))? {
             text_fields.insert((*name).to_owned(), v);
         }
     }
@@ -224,125 +184,161 @@ impl Fields {
         }
     }
 
-    /// A required id: a string (or, when `numbers` is set, an integer), compared as text.
-    fn id(&mut self, name: &str, numbers: bool) -> Result<String, Invalid> {
+    /// A required id: a string (or, when the field allows numbers, an integer), compared as
+    /// text.
+    fn id(&mut self, f: &Field) -> Result<String, Invalid> {
+        let (name, numbers) = (f.name, matches!(f.kind, Kind::Id { numbers: true }));
         let value = match self.get(name)? {
-            None => return Err(invalid(format!("missing required field `{name}`"))),
+            None => return Err(missing(name)),
             Some(Raw::Str(s)) => s,
             Some(Raw::Number(n)) if numbers => {
                 if n.parse::<i128>().is_err() {
-                    return Err(invalid(format!(
-                        "`{name}` must be an integer or a string, got {n}"
-                    )));
+                    return Err(invalid(
+                        Reason::BadNumber,
+                        format!("`{name}` must be an integer or a string, got {n}"),
+                    ));
                 }
                 n.to_owned()
             }
-            Some(Raw::Number(_)) => return Err(invalid(format!("`{name}` must be a string"))),
+            Some(Raw::Number(_)) => return Err(wrong_type(format!("`{name}` must be a string"))),
             Some(Raw::Other(kind)) => {
-                return Err(invalid(format!("`{name}` must be a string, got {kind}")));
+                return Err(wrong_type(format!("`{name}` must be a string, got {kind}")));
             }
             Some(Raw::Null) => unreachable!("get() maps null to None"),
         };
         check_text(name, &value, MAX_ID_CHARS, false)?;
         if value.trim().is_empty() {
-            return Err(invalid(format!("`{name}` must not be empty")));
+            return Err(invalid(Reason::BadText, format!("`{name}` must not be empty")));
         }
         Ok(value)
     }
 
     fn status(&mut self) -> Result<Status, Invalid> {
-        let text = match self.get("status")? {
-            None => return Err(invalid("missing required field `status`")),
+        let name = wire::STATUS.name;
+        let text = match self.get(name)? {
+            None => return Err(missing(name)),
             Some(Raw::Str(s)) => s,
             Some(Raw::Number(n)) => n.to_owned(),
             Some(Raw::Other(kind)) => {
-                return Err(invalid(format!(
-                    "`status` must be a string or an integer, got {kind}"
+                return Err(wrong_type(format!(
+                    "`{name}` must be a string or an integer, got {kind}"
                 )));
             }
             Some(Raw::Null) => unreachable!("get() maps null to None"),
         };
         Status::parse(&text).ok_or_else(|| {
-            invalid(format!(
-                "unknown status {:?} (allowed: approved, confirmed, pending, declined, hold, \
-                 not_found, or the codes 1, 2, 3, 5)",
-                truncate(&text, 40)
-            ))
+            invalid(
+                Reason::BadStatus,
+                format!(
+                    "unknown status {:?} (allowed: approved, confirmed, pending, declined, hold, \
+                     not_found, or the codes 1, 2, 3, 5)",
+                    truncate(&text, 40)
+                ),
+            )
         })
     }
 
-    fn timestamp(&mut self, name: &str) -> Result<Option<DateTime<Utc>>, Invalid> {
+    fn timestamp(&mut self, f: &Field) -> Result<Option<DateTime<Utc>>, Invalid> {
+        let name = f.name;
         match self.get(name)? {
             None => Ok(None),
             Some(Raw::Str(s)) => parse_timestamp(&s).map(Some).map_err(|e| {
-                invalid(format!(
-                    "`{name}` is not an RFC 3339 timestamp with an offset ({e}): {:?}",
-                    truncate(&s, 40)
-                ))
+                invalid(
+                    Reason::BadTimestamp,
+                    format!(
+                        "`{name}` is not an RFC 3339 timestamp with an offset ({e}): {:?}",
+                        truncate(&s, 40)
+                    ),
+                )
             }),
-            Some(_) => Err(invalid(format!("`{name}` must be an RFC 3339 timestamp string"))),
+            Some(_) => Err(wrong_type(format!(
+                "`{name}` must be an RFC 3339 timestamp string"
+            ))),
         }
     }
 
-    fn integer(&mut self, name: &str) -> Result<Option<i64>, Invalid> {
+    fn integer(&mut self, f: &Field) -> Result<Option<i64>, Invalid> {
+        let name = f.name;
         match self.get(name)? {
             None => Ok(None),
             Some(Raw::Number(n)) => n.parse::<i64>().map(Some).map_err(|_| {
-                invalid(format!(
-                    "`{name}` must be an integer that fits 64 bits, got {}",
-                    truncate(n, 40)
-                ))
+                invalid(
+                    Reason::BadNumber,
+                    format!(
+                        "`{name}` must be an integer that fits 64 bits, got {}",
+                        truncate(n, 40)
+                    ),
+                )
             }),
-            Some(_) => Err(invalid(format!("`{name}` must be an integer"))),
+            Some(_) => Err(wrong_type(format!("`{name}` must be an integer"))),
         }
     }
 
-    fn decimal(&mut self, name: &str) -> Result<Option<Decimal>, Invalid> {
+    fn decimal(&mut self, f: &Field) -> Result<Option<Decimal>, Invalid> {
+        let name = f.name;
         let text = match self.get(name)? {
             None => return Ok(None),
             Some(Raw::Str(s)) if s.trim().is_empty() => return Ok(None),
             Some(Raw::Str(s)) => s,
             Some(Raw::Number(n)) => n.to_owned(),
             Some(Raw::Other(kind)) => {
-                return Err(invalid(format!("`{name}` must be a decimal number, got {kind}")));
+                return Err(wrong_type(format!(
+                    "`{name}` must be a decimal number, got {kind}"
+                )));
             }
             Some(Raw::Null) => unreachable!("get() maps null to None"),
         };
         parse_decimal(&text).map(Some).ok_or_else(|| {
-            invalid(format!(
-                "`{name}` is not a decimal number: {:?}",
-                truncate(&text, 40)
-            ))
+            invalid(
+                Reason::BadNumber,
+                format!("`{name}` is not a decimal number: {:?}", truncate(&text, 40)),
+            )
         })
     }
 
-    fn text(&mut self, name: &str, max: usize, numbers: bool) -> Result<Option<String>, Invalid> {
+    /// Free text; a number is kept as its text.
+    fn text(&mut self, f: &Field) -> Result<Option<String>, Invalid> {
+        let name = f.name;
+        let line_breaks = matches!(f.kind, Kind::Text { line_breaks: true });
         let value = match self.get(name)? {
             None => return Ok(None),
             Some(Raw::Str(s)) => s,
-            Some(Raw::Number(n)) if numbers => n.to_owned(),
-            Some(Raw::Number(_)) => return Err(invalid(format!("`{name}` must be a string"))),
+            Some(Raw::Number(n)) => n.to_owned(),
             Some(Raw::Other(kind)) => {
-                return Err(invalid(format!(
+                return Err(wrong_type(format!(
                     "`{name}` must be a string or a number, got {kind}"
                 )));
             }
             Some(Raw::Null) => unreachable!("get() maps null to None"),
         };
-        check_text(name, &value, max, true)?;
+        check_text(name, &value, MAX_TEXT_CHARS, line_breaks)?;
         Ok(Some(value))
     }
 }
 
+fn missing(name: &str) -> Invalid {
+    invalid(Reason::MissingField, format!("missing required field `{name}`"))
+}
+
+fn wrong_type(text: String) -> Invalid {
+    invalid(Reason::WrongType, text)
+}
+
 fn check_text(name: &str, value: &str, max: usize, allow_whitespace_controls: bool) -> Result<(), Invalid> {
     if value.chars().count() > max {
-        return Err(invalid(format!("`{name}` is longer than {max} characters")));
+        return Err(invalid(
+            Reason::BadText,
+            format!("`{name}` is longer than {max} characters"),
+        ));
     }
     let bad = value
         .chars()
         .any(|c| c.is_control() && !(allow_whitespace_controls && matches!(c, '\t' | '\n' | '\r')));
     if bad {
-        return Err(invalid(format!("`{name}` contains control characters")));
+        return Err(invalid(
+            Reason::BadText,
+            format!("`{name}` contains control characters"),
+        ));
     }
     Ok(())
 }
@@ -386,3 +382,6 @@ mod tests;
 
 #[cfg(test)]
 mod props;
+
+#[cfg(test)]
+mod schema_tests;

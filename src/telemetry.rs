@@ -9,9 +9,10 @@
 //!   insert carries the URL as sent, secrets and all.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::{FilterFn, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -35,9 +36,24 @@ pub fn init(log: &Log) {
             .flatten_event(true)
             .finish()
             .with(caps())
+            .with(unmuted())
             .try_init(),
-        LogFormat::Pretty => builder.finish().with(caps()).try_init(),
+        LogFormat::Pretty => builder.finish().with(caps()).with(unmuted()).try_init(),
     };
+}
+
+/// Set by a command that reports every broker error itself (`publish`): lapin's own lines
+/// would say the same again in its words, e.g. the expected 404 of a passive declare as an
+/// ERROR.
+static BROKER_LOGS_MUTED: AtomicBool = AtomicBool::new(false);
+
+/// Silences lapin's log lines from now on, for this process.
+pub fn mute_broker_logs() {
+    BROKER_LOGS_MUTED.store(true, Ordering::Relaxed);
+}
+
+fn unmuted() -> FilterFn {
+    FilterFn::new(|meta| !(BROKER_LOGS_MUTED.load(Ordering::Relaxed) && meta.target().starts_with("lapin")))
 }
 
 /// The user's filter: `RUST_LOG` (when set and valid) or `log.level`.
@@ -48,13 +64,18 @@ fn filter(rust_log: Option<&str>, level: &str) -> EnvFilter {
     EnvFilter::try_new(text).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// Everything passes but the [`CAPPED_TARGETS`] below `info`.
+/// lapin warns of each message the broker returns with the message's `Debug`: its body as
+/// kilobytes of decimal bytes, secrets and all. The publisher reports the return itself.
+const RETURNED: &str = "lapin::returned_messages";
+
+/// Everything passes but the [`CAPPED_TARGETS`] below `info`, and [`RETURNED`] below `error`.
 fn caps() -> Targets {
     CAPPED_TARGETS
         .iter()
         .fold(Targets::new().with_default(LevelFilter::TRACE), |t, target| {
             t.with_target(*target, LevelFilter::INFO)
         })
+        .with_target(RETURNED, LevelFilter::ERROR)
 }
 
 #[cfg(test)]
@@ -71,6 +92,7 @@ mod tests {
             ("tokio_postgres::query", tracing::Level::DEBUG, false),
             ("tokio_postgres", tracing::Level::INFO, true),
             ("lapin::channel", tracing::Level::WARN, true),
+            ("lapin::returned_messages", tracing::Level::WARN, false),
             ("cross_postback::dispatch", tracing::Level::TRACE, true),
             ("hyper", tracing::Level::TRACE, true),
         ] {

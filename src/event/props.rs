@@ -48,13 +48,15 @@ proptest! {
 
     #[test]
     fn eventish_json_is_parsed_or_refused_with_a_reason(text in eventish()) {
-        match parse(text.as_bytes()) {
+        let verdict = parse(text.as_bytes());
+        super::schema_tests::assert_agrees(text.as_bytes(), &verdict);
+        match verdict {
             Ok(event) => {
                 let stored = serde_json::to_string(&event).expect("serialises");
                 let back: Event = serde_json::from_str(&stored).expect("deserialises");
                 prop_assert_eq!(back, event);
             }
-            Err(Invalid(reason)) => prop_assert!(!reason.is_empty()),
+            Err(e) => prop_assert!(!e.0.is_empty()),
         }
     }
 
@@ -69,7 +71,7 @@ proptest! {
         let known = format!(r#"{{{base},"sub1":{open}{close}}}"#);
         match parse(known.as_bytes()) {
             Ok(_) => prop_assert!(false, "a nested array accepted as sub1 at depth {}", depth),
-            Err(Invalid(reason)) => prop_assert!(reason.contains("sub1"), "{}", reason),
+            Err(e) => prop_assert!(e.0.contains("sub1"), "{}", e.0),
         }
     }
 }

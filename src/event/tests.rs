@@ -1,16 +1,22 @@
 use super::*;
 
+/// The event; the JSON Schema must accept it too.
 fn ok(json: &str) -> Event {
-    parse(json.as_bytes()).unwrap_or_else(|e| panic!("{json} should parse: {e}"))
+    let verdict = parse(json.as_bytes());
+    super::schema_tests::assert_agrees(json.as_bytes(), &verdict);
+    verdict.unwrap_or_else(|e| panic!("{json} should parse: {e}"))
 }
 
+/// The reason; the JSON Schema must refuse it too where a schema can say why.
 fn err(body: &[u8]) -> String {
-    match parse(body) {
+    let verdict = parse(body);
+    super::schema_tests::assert_agrees(body, &verdict);
+    match verdict {
         Ok(ev) => panic!(
             "{:?} should be refused, got {ev:?}",
             String::from_utf8_lossy(body)
         ),
-        Err(Invalid(reason)) => reason,
+        Err(e) => e.0,
     }
 }
 
@@ -184,7 +190,9 @@ fn an_event_id_with_a_control_character_is_refused_naming_the_field() {
     }
     // Free text that never becomes a header keeps its line breaks.
     let body = br#"{"conversion_id":"c","status":1,"updated_at":"2026-01-02T03:04:05Z","offer_id":1,"affiliate_id":1,"comment":"two\nlines","event_id":"e-1 \u00fc"}"#;
-    let ev = parse(body).expect("valid");
+    let verdict = parse(body);
+    super::schema_tests::assert_agrees(body, &verdict);
+    let ev = verdict.expect("valid");
     assert_eq!(ev.field("comment"), Some("two\nlines"));
     assert_eq!(ev.event_id.as_deref(), Some("e-1 ü"));
 }

@@ -25,6 +25,8 @@ mod ops;
 mod order;
 mod outages;
 mod per_host;
+mod publishers;
+mod publishing;
 mod redeliver;
 mod rejected;
 mod replicas;

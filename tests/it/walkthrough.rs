@@ -74,6 +74,7 @@ async fn publish_exits_non_zero_when_the_broker_returns_a_message() {
     let (code, _, err) = env
         .cli_async(&[
             "publish",
+            "--declare",
             file.to_str().expect("path"),
             "--routing-key",
             "no.binding.matches",
@@ -81,5 +82,10 @@ async fn publish_exits_non_zero_when_the_broker_returns_a_message() {
         .await;
     let _ = std::fs::remove_file(&file);
     assert_ne!(code, 0);
-    assert!(err.contains("1 of 1 messages were not accepted"), "{err}");
+    // One line: the message is not dumped (lapin logs a returned one in decimal bytes).
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: 1 of 1 messages were not accepted by the broker (first: line 1: "),
+        "{err}"
+    );
 }
