@@ -14,13 +14,18 @@ use crate::{amqp, event};
 pub enum RejectedCommand {
     /// List invalid messages, newest first, with a preview of each body.
     List {
-        #[arg(long, default_value_t = 100)]
+        /// Most messages shown.
+        #[arg(long, default_value_t = 100, value_name = "N")]
         limit: i64,
+        /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
     /// Publish a rejected message again, to amqp.exchange with its routing key.
-    Replay { id: i64 },
+    Replay {
+        /// The rejected message's id (see `rejected list`).
+        id: i64,
+    },
 }
 
 /// Characters of a body shown in the list.
