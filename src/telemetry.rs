@@ -36,7 +36,7 @@ pub fn init(log: &Log) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
-            .map_event_format(|json| WithoutLogMetadata(json))
+            .map_event_format(WithoutLogMetadata)
             .finish()
             .with(caps())
             .try_init(),
@@ -87,8 +87,8 @@ fn strip_log_fields(line: &str) -> String {
         // `at` is the `{` or `,` before the key.
         let (head, tail) = rest.split_at(at + 1);
         let after = skip_member(&tail[1..]).map_or("", |end| &tail[1 + end..]);
-        if head.ends_with(',') {
-            out.push_str(&head[..head.len() - 1]);
+        if let Some(before) = head.strip_suffix(',') {
+            out.push_str(before);
             rest = after;
         } else {
             out.push_str(head);
@@ -158,7 +158,7 @@ mod tests {
             .with_writer(move || Sink(Arc::clone(&sink)))
             .json()
             .flatten_event(true)
-            .map_event_format(|json| WithoutLogMetadata(json))
+            .map_event_format(WithoutLogMetadata)
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(

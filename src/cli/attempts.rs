@@ -162,7 +162,7 @@ mod tests {
         let mut at = 0;
         for name in stats::names() {
             let found = COLUMNS_HELP[at..]
-                .find(&format!("{name}"))
+                .find(name)
                 .unwrap_or_else(|| panic!("{name} missing from the help, or out of order"));
             at += found + name.len();
         }

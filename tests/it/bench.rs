@@ -61,8 +61,7 @@ async fn bench_runs_every_phase_and_cleans_up() {
     ] {
         let last = stderr
             .lines()
-            .filter(|l| l.starts_with(&format!("{phase}: ")))
-            .last()
+            .rfind(|l| l.starts_with(&format!("{phase}: ")))
             .unwrap_or_else(|| panic!("no {phase} progress: {stderr}"));
         assert_eq!(last, format!("{phase}: {total}/{total}"), "{stderr}");
     }
