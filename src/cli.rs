@@ -248,13 +248,18 @@ pub async fn execute(command: Command, cfg: Config, config_file: Option<PathBuf>
     }
 }
 
-async fn urls_command(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
+/// A connection of a command's own (the pool of one command lives as long as its client).
+async fn connect(cfg: &Config) -> anyhow::Result<deadpool_postgres::Client> {
     let pool = store::pool(&cfg.database.url, 2)?;
-    let mut client = pool.get().await.context("connecting to the database")?;
+    Ok(pool.get().await.context("connecting to the database")?)
+}
+
+async fn urls_command(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
     match cmd {
         UrlsCommand::Add(add) => {
+            // A bad URL is refused before the database is asked for anything.
             let new = validate_url(add)?;
-            let id = urls::add(&client, &new).await?;
+            let id = urls::add(&connect(cfg).await?, &new).await?;
             println!("{id}");
         }
         UrlsCommand::List {
@@ -262,7 +267,7 @@ async fn urls_command(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
             format,
             show_secrets,
         } => {
-            let rows = urls::list(&client, offer.as_deref()).await?;
+            let rows = urls::list(&connect(cfg).await?, offer.as_deref()).await?;
             let shown = |url: &str| {
                 if show_secrets {
                     url.to_owned()
@@ -299,15 +304,15 @@ async fn urls_command(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
         }
         UrlsCommand::Disable { id } => println!(
             "disabled {id}; cancelled {} pending deliveries",
-            urls::set_enabled(&mut client, id, false).await?
+            urls::set_enabled(&mut connect(cfg).await?, id, false).await?
         ),
         UrlsCommand::Enable { id } => {
-            urls::set_enabled(&mut client, id, true).await?;
+            urls::set_enabled(&mut connect(cfg).await?, id, true).await?;
             println!("enabled {id}");
         }
         UrlsCommand::Remove { id } => println!(
             "removed {id}; cancelled {} pending deliveries",
-            urls::remove(&mut client, id).await?
+            urls::remove(&mut connect(cfg).await?, id).await?
         ),
     }
     Ok(())

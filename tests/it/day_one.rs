@@ -55,6 +55,20 @@ async fn every_enumerated_option_refuses_other_words_naming_what_is_allowed() {
         &["--format", "table", "csv", "json"],
     );
     refused(&env, &["completions", "tcsh"], &["bash", "zsh", "fish"]);
+    refused(
+        &env,
+        &[
+            "urls",
+            "add",
+            "--offer",
+            "1",
+            "--url",
+            "http://x.test/",
+            "--statuses",
+            "foo",
+        ],
+        &["statuses", "approved, declined, pending"],
+    );
     let (code, _, err) = env.cli(&["attempts", "--status", "APPROVED", "--http-class", "2xx,none"]);
     assert_eq!(code, 0, "the real words are taken: {err}");
 }
