@@ -251,7 +251,7 @@ pub async fn execute(command: Command, cfg: Config, config_file: Option<PathBuf>
 /// A connection of a command's own (the pool of one command lives as long as its client).
 async fn connect(cfg: &Config) -> anyhow::Result<deadpool_postgres::Client> {
     let pool = store::pool(&cfg.database.url, 2)?;
-    Ok(pool.get().await.context("connecting to the database")?)
+    pool.get().await.context("connecting to the database")
 }
 
 async fn urls_command(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! Text we print, made safe for where it lands (pure): a terminal gets control characters
 //! escaped, a CSV file gets RFC 4180 quoting and cells that a spreadsheet would run as a
-//! formula neutralised. Every table, CSV and receiver line of ours goes through here.
+//! formula neutralised. Every table, CSV and receiver line of ours goes through here. A [`Cell`]
+//! is one typed value of a printed row: text in a table or CSV, its own JSON type in JSON.
 
 use std::borrow::Cow;
 
