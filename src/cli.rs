@@ -2,28 +2,37 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use chrono::{DateTime, NaiveDate, Utc};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, Dur};
-use crate::event::Status;
-use crate::store::{self, stats, urls};
+use crate::config::Config;
+use crate::store::{self, urls};
 use crate::url_spec::{self, UrlSpec};
 
+mod attempts;
+mod config_show;
+mod deliveries;
+mod generate;
 mod publish;
 mod redeliver;
 mod rejected;
-mod table;
+pub mod table;
 
+pub use attempts::{AttemptsArgs, HttpClass, parse_time};
+pub use deliveries::DeliveriesCommand;
+pub use generate::Shell;
 pub use publish::routing_key;
 pub use redeliver::RedeliverArgs;
 pub use rejected::RejectedCommand;
 
+/// The version `--version` prints: the package's, and the commit it was built from (`unknown`
+/// when built outside git, as in the Docker build without XPB_COMMIT).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("XPB_COMMIT"), ")");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cross-postback",
-    version,
+    version = VERSION,
     about = "Delivers affiliate conversion cross-postbacks from RabbitMQ events, recorded in Postgres"
 )]
 pub struct Cli {
@@ -47,6 +56,9 @@ pub enum Command {
     Publish(PublishArgs),
     /// Show attempts, like Statistics > Cross-postbacks.
     Attempts(AttemptsArgs),
+    /// Deliveries: their state, next attempt, who superseded them, and their attempts.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
     /// Send deliveries again, as new attempts with the same idempotency key.
     Redeliver(RedeliverArgs),
     /// Invalid messages: list them, publish one again.
@@ -60,6 +72,37 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+    /// The effective configuration, each value with its source; secrets masked.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (source it, or install it where your shell looks).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff), e.g. `cross-postback manpage | man -l -`.
+    Manpage,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every key's value and where it came from (default, the file, or a variable).
+    Show {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+impl Command {
+    /// Whether the command reads the configuration (the others run without one).
+    pub fn needs_config(&self) -> bool {
+        !matches!(
+            self,
+            Command::Receiver { .. } | Command::Completions { .. } | Command::Manpage
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,8 +111,10 @@ pub enum UrlsCommand {
     Add(AddUrl),
     /// List URLs (secrets in them masked).
     List {
+        /// Only this offer's URLs.
         #[arg(long, value_name = "ID")]
         offer: Option<String>,
+        /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
         /// Show the URLs' tokens, keys and passwords instead of ***.
@@ -77,31 +122,43 @@ pub enum UrlsCommand {
         show_secrets: bool,
     },
     /// Disable a URL; its pending deliveries are cancelled.
-    Disable { id: i64 },
+    Disable {
+        /// The URL's id (see `urls list`).
+        id: i64,
+    },
     /// Enable a URL again (cancelled deliveries stay cancelled).
-    Enable { id: i64 },
+    Enable {
+        /// The URL's id (see `urls list`).
+        id: i64,
+    },
     /// Remove a URL; its attempts are kept.
-    Remove { id: i64 },
+    Remove {
+        /// The URL's id (see `urls list`).
+        id: i64,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct AddUrl {
+    /// The offer whose conversions fire this URL.
     #[arg(long, value_name = "ID")]
     pub offer: String,
     /// URL template with macros such as {clickid}, {status}, {sum}.
     #[arg(long, value_name = "TEMPLATE")]
     pub url: String,
+    /// HTTP method.
     #[arg(long, value_enum, default_value_t = HttpMethod::Get)]
     pub method: HttpMethod,
     /// Only conversions with this goal (case-insensitive).
-    #[arg(long)]
+    #[arg(long, value_name = "GOAL")]
     pub goal: Option<String>,
     /// Only these statuses, comma-separated (approved, declined, pending).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_name = "STATUSES")]
     pub statuses: Option<Vec<String>>,
     /// POST body template (JSON by default; see --content-type).
     #[arg(long, value_name = "TEMPLATE")]
     pub body: Option<String>,
+    /// Content type of a POST body.
     #[arg(long, value_enum, default_value_t = ContentType::Json)]
     pub content_type: ContentType,
     /// Follow up to 3 redirects.
@@ -119,7 +176,9 @@ pub enum HttpMethod {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ContentType {
+    /// application/json
     Json,
+    /// application/x-www-form-urlencoded
     Form,
 }
 
@@ -143,8 +202,11 @@ impl From<ContentType> for url_spec::ContentType {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Aligned columns for a terminal (times in UTC).
     Table,
+    /// RFC 4180 CSV; cells that a spreadsheet would run as formulas are neutralised.
     Csv,
+    /// An array of objects with typed values, keys in column order, times in RFC 3339.
     Json,
 }
 
@@ -164,34 +226,6 @@ pub struct PublishArgs {
     pub declare: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct AttemptsArgs {
-    #[arg(long, value_name = "ID")]
-    pub offer: Option<String>,
-    #[arg(long, value_name = "ID")]
-    pub affiliate: Option<String>,
-    #[arg(long, value_name = "ID")]
-    pub conversion: Option<String>,
-    /// The conversion status (approved, pending, declined).
-    #[arg(long, value_name = "S")]
-    pub status: Option<String>,
-    /// Only deliveries in state `failed`.
-    #[arg(long)]
-    pub failed: bool,
-    /// RFC 3339, YYYY-MM-DD (UTC) or a span back from now like 2h.
-    #[arg(long, value_name = "T")]
-    pub since: Option<String>,
-    #[arg(long, value_name = "T")]
-    pub until: Option<String>,
-    /// Columns to show, comma-separated (default: the statistics view's).
-    #[arg(long, value_delimiter = ',')]
-    pub columns: Option<Vec<String>>,
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    #[arg(long, default_value_t = 100)]
-    pub limit: i64,
-}
-
 /// Runs a subcommand that needs the configuration.
 pub async fn execute(command: Command, cfg: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> {
     match command {
@@ -199,12 +233,21 @@ pub async fn execute(command: Command, cfg: Config, config_file: Option<PathBuf>
         Command::Migrate => {
             let pool = store::pool(&cfg.database.url, 2)?;
             let applied = store::migrate(&pool).await.context("migrating")?;
-            println!("migrations applied: {applied:?}");
+            println!("{}", store::migration_summary(&applied));
             Ok(())
         }
         Command::Urls(cmd) => urls_command(cmd, &cfg).await,
         Command::Publish(args) => publish::run(args, &cfg).await,
-        Command::Attempts(args) => attempts(args, &cfg).await,
+        Command::Attempts(args) => attempts::run(args, &cfg).await,
+        Command::Deliveries(cmd) => deliveries::run(cmd, &cfg).await,
+        Command::Config(ConfigCommand::Show { format }) => {
+            config_show::print(&cfg, config_file.as_deref(), format)
+        }
+        Command::Completions { shell } => {
+            generate::completions(shell);
+            Ok(())
+        }
+        Command::Manpage => generate::manpage(),
         Command::Redeliver(args) => redeliver::run(args, &cfg).await,
         Command::Rejected(cmd) => rejected::run(cmd, &cfg).await,
         Command::Receiver { listen } => crate::receiver::run(listen).await,
@@ -212,13 +255,18 @@ pub async fn execute(command: Command, cfg: Config, config_file: Option<PathBuf>
     }
 }
 
-async fn urls_command(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
+/// A connection of a command's own (the pool of one command lives as long as its client).
+async fn connect(cfg: &Config) -> anyhow::Result<deadpool_postgres::Client> {
     let pool = store::pool(&cfg.database.url, 2)?;
-    let mut client = pool.get().await.context("connecting to the database")?;
+    pool.get().await.context("connecting to the database")
+}
+
+async fn urls_command(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
     match cmd {
         UrlsCommand::Add(add) => {
+            // A bad URL is refused before the database is asked for anything.
             let new = validate_url(add)?;
-            let id = urls::add(&client, &new).await?;
+            let id = urls::add(&connect(cfg).await?, &new).await?;
             println!("{id}");
         }
         UrlsCommand::List {
@@ -226,7 +274,7 @@ async fn urls_command(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
             format,
             show_secrets,
         } => {
-            let rows = urls::list(&client, offer.as_deref()).await?;
+            let rows = urls::list(&connect(cfg).await?, offer.as_deref()).await?;
             let shown = |url: &str| {
                 if show_secrets {
                     url.to_owned()
@@ -244,34 +292,34 @@ async fn urls_command(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
                 "content_type",
                 "enabled",
             ];
-            let cells: Vec<Vec<Option<String>>> = rows
+            let cells: Vec<Vec<table::Cell>> = rows
                 .iter()
                 .map(|u| {
                     vec![
-                        Some(u.id.to_string()),
-                        Some(u.offer_id.clone()),
-                        Some(u.method.clone()),
-                        Some(shown(&u.url)),
-                        u.goal.clone(),
-                        Some(u.statuses.join(",")),
-                        Some(u.content_type.clone()),
-                        Some(u.enabled.to_string()),
+                        table::Cell::Int(u.id),
+                        table::Cell::text(&u.offer_id),
+                        table::Cell::text(&u.method),
+                        table::Cell::Text(shown(&u.url)),
+                        table::Cell::opt_text(u.goal.clone()),
+                        table::Cell::List(u.statuses.clone()),
+                        table::Cell::text(&u.content_type),
+                        table::Cell::Bool(u.enabled),
                     ]
                 })
                 .collect();
-            table::print(format, &header, &cells, &["id"]);
+            table::print(format, &header, &cells);
         }
         UrlsCommand::Disable { id } => println!(
             "disabled {id}; cancelled {} pending deliveries",
-            urls::set_enabled(&mut client, id, false).await?
+            urls::set_enabled(&mut connect(cfg).await?, id, false).await?
         ),
         UrlsCommand::Enable { id } => {
-            urls::set_enabled(&mut client, id, true).await?;
+            urls::set_enabled(&mut connect(cfg).await?, id, true).await?;
             println!("enabled {id}");
         }
         UrlsCommand::Remove { id } => println!(
             "removed {id}; cancelled {} pending deliveries",
-            urls::remove(&mut client, id).await?
+            urls::remove(&mut connect(cfg).await?, id).await?
         ),
     }
     Ok(())
@@ -291,52 +339,41 @@ pub fn validate_url(add: AddUrl) -> anyhow::Result<urls::NewUrl> {
     })?)
 }
 
-async fn attempts(args: AttemptsArgs, cfg: &Config) -> anyhow::Result<()> {
-    let columns: Vec<String> = args
-        .columns
-        .unwrap_or_else(|| stats::DEFAULT_COLUMNS.iter().map(|c| (*c).to_owned()).collect());
-    stats::check_columns(&columns).map_err(|e| anyhow::anyhow!("--columns: {e}"))?;
-    let now = Utc::now();
-    let filter = stats::Filter {
-        offer: args.offer,
-        affiliate: args.affiliate,
-        conversion: args.conversion,
-        status: args
-            .status
-            .map(|s| Status::parse(&s).map(|st| st.as_str().to_owned()).unwrap_or(s)),
-        failed: args.failed,
-        since: args
-            .since
-            .as_deref()
-            .map(|t| parse_time(t, now))
-            .transpose()
-            .context("--since")?,
-        until: args
-            .until
-            .as_deref()
-            .map(|t| parse_time(t, now))
-            .transpose()
-            .context("--until")?,
-        limit: args.limit,
-    };
-    let pool = store::pool(&cfg.database.url, 2)?;
-    let client = pool.get().await.context("connecting to the database")?;
-    let rows = stats::attempts(&client, &columns, &filter).await?;
-    let header: Vec<&str> = columns.iter().map(String::as_str).collect();
-    table::print(args.format, &header, &rows, stats::NUMERIC_COLUMNS);
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
 
-/// RFC 3339, `YYYY-MM-DD` (UTC midnight), or a span back from `now` like `2h`.
-pub fn parse_time(text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
-    if let Ok(t) = crate::event::parse_timestamp(text) {
-        return Ok(t);
+    use super::*;
+
+    /// Every option and argument of every subcommand says what it is in `--help`.
+    #[test]
+    fn every_option_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "cross-postback", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:?}");
+        Cli::command().debug_assert();
     }
-    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+
+    #[test]
+    fn the_version_names_the_commit() {
+        assert!(VERSION.starts_with(env!("CARGO_PKG_VERSION")), "{VERSION}");
+        assert!(VERSION.ends_with(')') && VERSION.contains(" ("), "{VERSION}");
     }
-    if let Ok(span) = text.parse::<Dur>() {
-        return Ok(now - chrono::Duration::from_std(span.0)?);
-    }
-    bail!("{text:?} is not a time: use RFC 3339, YYYY-MM-DD or a span like 2h")
 }

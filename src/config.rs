@@ -108,12 +108,40 @@ pub enum LogFormat {
     Json,
 }
 
+/// A loaded configuration with where each value came from, and warnings for the operator.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// `section.key` → the file or variable that set it; a key not here has its default.
+    pub origins: HashMap<String, String>,
+    /// Variables that look like configuration but are not (each named, once).
+    pub warnings: Vec<String>,
+}
+
+/// `XPB_` variables that are not configuration keys: the config file's, the build's, and the
+/// scripts' and tests' (by prefix).
+const NOT_KEYS: &[&str] = &[
+    "XPB_CONFIG",
+    "XPB_COMMIT",
+    "XPB_SKIP_SERVICES",
+    "XPB_SERVICES_TIMEOUT",
+];
+const NOT_KEY_PREFIXES: &[&str] = &["XPB_TEST_", "XPB_CHAOS_"];
+
 impl Config {
     /// Loads the layers from `file` and the given environment, then validates.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        Config::load_with_origins(file, env).map(|l| l.config)
+    }
+
+    /// [`Config::load`], keeping where each value came from and warnings about variables.
+    pub fn load_with_origins(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
         let mut tree = toml::Table::try_from(Config::default())
             .map_err(|e| err(format!("defaults do not serialise: {e}")))?;
         // Where each key's value came from, for the messages.
@@ -132,6 +160,7 @@ impl Config {
                 origins.insert(key.to_owned(), name.to_owned());
             }
         }
+        let mut warnings = Vec::new();
         for (name, value) in &env {
             // Only XPB_<SECTION>__<KEY> names configuration; other XPB_ variables (XPB_CONFIG,
             // the scripts' XPB_SKIP_SERVICES, the tests' XPB_TEST_…) are not keys.
@@ -139,6 +168,7 @@ impl Config {
                 continue;
             };
             if !rest.contains("__") {
+                warnings.extend(stray_variable(name, &tree));
                 continue;
             }
             let key = rest.to_ascii_lowercase().replacen("__", ".", 1);
@@ -160,7 +190,11 @@ impl Config {
                 bad.message
             ))
         })?;
-        Ok(config)
+        Ok(Loaded {
+            config,
+            origins,
+            warnings,
+        })
     }
 
     /// Checks what the types alone cannot: ranges, and values that must agree.
@@ -198,6 +232,33 @@ fn from(origins: &Origins, key: &str) -> String {
         .get(key)
         .map(|o| format!(" (from {o})"))
         .unwrap_or_default()
+}
+
+/// A warning for an `XPB_` variable with one underscore where a key has two (or none at all),
+/// which would otherwise be ignored in silence; `None` for the variables that are not keys.
+fn stray_variable(name: &str, tree: &toml::Table) -> Option<String> {
+    if NOT_KEYS.contains(&name) || NOT_KEY_PREFIXES.iter().any(|p| name.starts_with(p)) {
+        return None;
+    }
+    let rest = name.strip_prefix("XPB_").unwrap_or(name).to_ascii_lowercase();
+    // XPB_DELIVERY_TIMEOUT: the section, one underscore, the key.
+    let meant = tree.iter().find_map(|(section, keys)| {
+        let key = rest.strip_prefix(section.as_str())?.strip_prefix('_')?;
+        let known = matches!(keys, toml::Value::Table(t) if t.contains_key(key));
+        known.then(|| {
+            format!(
+                "XPB_{}__{}",
+                section.to_ascii_uppercase(),
+                key.to_ascii_uppercase()
+            )
+        })
+    });
+    Some(match meant {
+        Some(m) => format!("{name} is not a configuration variable and is ignored: did you mean {m}?"),
+        None => format!(
+            "{name} is not a configuration variable and is ignored: keys are XPB_<SECTION>__<KEY>, two underscores"
+        ),
+    })
 }
 
 /// Merges a file layer, refusing keys the defaults do not have.

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use cross_postback::cli::{Cli, Command};
+use cross_postback::cli::Cli;
 use cross_postback::config::Config;
 
 fn main() -> ExitCode {
@@ -35,16 +35,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let needs_config = !matches!(cli.command, Command::Receiver { .. });
-    let cfg = if needs_config {
-        match Config::load(cli.config.as_deref(), std::env::vars()) {
-            Ok(cfg) => cfg,
+    let (cfg, warnings) = if cli.command.needs_config() {
+        match Config::load_with_origins(cli.config.as_deref(), std::env::vars()) {
+            Ok(loaded) => (loaded.config, loaded.warnings),
             Err(e) => return fail(&anyhow::Error::new(e)),
         }
     } else {
-        Config::default()
+        (Config::default(), Vec::new())
     };
     cross_postback::telemetry::init(&cfg.log);
+    // Once, at start, through the log (so a JSON log gets them as JSON).
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::Error::new(e)),

@@ -1,8 +1,65 @@
 //! Text we print, made safe for where it lands (pure): a terminal gets control characters
 //! escaped, a CSV file gets RFC 4180 quoting and cells that a spreadsheet would run as a
-//! formula neutralised. Every table, CSV and receiver line of ours goes through here.
+//! formula neutralised. Every table, CSV and receiver line of ours goes through here. A [`Cell`]
+//! is one typed value of a printed row: text in a table or CSV, its own JSON type in JSON.
 
 use std::borrow::Cow;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// One value of a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Text(String),
+    Int(i64),
+    /// A decimal as Postgres writes it (`1.50`): a number in JSON, the text elsewhere.
+    Decimal(String),
+    Bool(bool),
+    List(Vec<String>),
+    Time(DateTime<Utc>),
+}
+
+impl Cell {
+    pub fn text(s: impl Into<String>) -> Cell {
+        Cell::Text(s.into())
+    }
+
+    pub fn opt_text(s: Option<String>) -> Cell {
+        s.map_or(Cell::Null, Cell::Text)
+    }
+
+    pub fn opt_time(t: Option<DateTime<Utc>>) -> Cell {
+        t.map_or(Cell::Null, Cell::Time)
+    }
+
+    /// The text of the table and CSV (empty for null).
+    pub fn as_text(&self) -> String {
+        match self {
+            Cell::Null => String::new(),
+            Cell::Text(s) | Cell::Decimal(s) => s.clone(),
+            Cell::Int(n) => n.to_string(),
+            Cell::Bool(b) => b.to_string(),
+            Cell::List(items) => items.join(","),
+            Cell::Time(t) => t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Cell::Null => Value::Null,
+            Cell::Text(s) => s.clone().into(),
+            Cell::Int(n) => (*n).into(),
+            Cell::Decimal(s) => s
+                .parse::<serde_json::Number>()
+                .map_or_else(|_| s.clone().into(), Value::Number),
+            Cell::Bool(b) => (*b).into(),
+            Cell::List(items) => items.clone().into(),
+            Cell::Time(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true).into(),
+        }
+    }
+}
 
 /// A cell that begins with one of these is prefixed with `'`: a spreadsheet would otherwise
 /// take `=HYPERLINK(…)`, `+1+cmd|…`, `-…`, `@SUM(…)` (or those behind a tab or a carriage

@@ -60,7 +60,7 @@ impl EndToEnd<'_> {
         seconds: Duration,
     ) -> anyhow::Result<(f64, Vec<f64>, f64)> {
         let wanted = n * u64::from(self.urls);
-        let (first, last) = daemon.wait_delivered(wanted, "end to end").await?;
+        let (first, last) = daemon.wait_delivered(0, wanted, "end to end").await?;
         let e2e = n as f64 / (last - first).as_secs_f64().max(f64::MIN_POSITIVE);
         if let Some(mean) = daemon.mean_batch().await {
             eprintln!("end to end: {mean:.1} messages per intake transaction on average");
@@ -146,14 +146,14 @@ impl EndToEnd<'_> {
             sent_at.push(Instant::now());
             confirms.push(self.publish(ch, body.to_string().as_bytes()).await?);
             if (i + 1).is_multiple_of(rate) || i + 1 == total {
-                progress("latency", i + 1, total);
+                progress("latency publish", i + 1, total);
             }
         }
         for c in confirms {
             amqp::check_confirm(c.await?)?;
         }
         daemon
-            .wait_delivered(delivered_before + total * u64::from(self.urls), "latency")
+            .wait_delivered(delivered_before, total * u64::from(self.urls), "latency")
             .await?;
         let mut latencies = Vec::with_capacity(total as usize);
         for (i, sent) in sent_at.iter().enumerate() {
@@ -254,9 +254,15 @@ impl Daemon {
         (count > 0.0).then(|| metric(&text, "xpb_intake_batch_messages_sum") / count)
     }
 
-    /// Waits until `wanted` deliveries are recorded delivered; returns when the first event
-    /// was seen consumed and when the last delivery was seen recorded.
-    async fn wait_delivered(&mut self, wanted: u64, phase: &str) -> anyhow::Result<(Instant, Instant)> {
+    /// Waits until `wanted` deliveries more than `before` are recorded delivered; returns when
+    /// the first event was seen consumed and when the last delivery was seen recorded. The
+    /// progress counts this phase's deliveries only, and ends at `wanted`.
+    async fn wait_delivered(
+        &mut self,
+        before: u64,
+        wanted: u64,
+        phase: &str,
+    ) -> anyhow::Result<(Instant, Instant)> {
         let deadline = Instant::now() + DRAIN_DEADLINE;
         let mut first = None;
         let mut shown = 0;
@@ -269,7 +275,9 @@ impl Daemon {
                 if consumed > 0 {
                     first.get_or_insert(now);
                 }
+                let delivered = delivered.saturating_sub(before);
                 if delivered >= wanted {
+                    progress(&format!("{phase} delivered"), wanted, wanted);
                     return Ok((first.unwrap_or(now), now));
                 }
                 if delivered >= shown + wanted / 20 {

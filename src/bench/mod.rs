@@ -158,15 +158,21 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank - 1]
 }
 
-/// Progress on stderr, one line rewritten in place.
+/// Progress on stderr: on a terminal one line rewritten in place, elsewhere (a file, a pipe,
+/// a CI log) plain lines, without the control sequences.
 pub(crate) fn progress(phase: &str, done: u64, total: u64) {
-    use std::io::Write;
-    let mut err = std::io::stderr();
-    let _ = write!(err, "\r\x1b[2K{phase}: {done}/{total}");
-    if done >= total {
-        let _ = writeln!(err);
-    }
+    use std::io::{IsTerminal, Write};
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(progress_text(err.is_terminal(), phase, done, total).as_bytes());
     let _ = err.flush();
+}
+
+fn progress_text(terminal: bool, phase: &str, done: u64, total: u64) -> String {
+    if !terminal {
+        return format!("{phase}: {done}/{total}\n");
+    }
+    let end = if done >= total { "\n" } else { "" };
+    format!("\r\x1b[2K{phase}: {done}/{total}{end}")
 }
 
 #[cfg(test)]
@@ -182,6 +188,13 @@ mod tests {
         assert_eq!(rows_per_event(3), 10);
         // Two URLs cost two requests per event.
         assert!((bound(1e9, 1000.0, 1e9, 7, 2) - 500.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn progress_rewrites_a_line_on_a_terminal_only() {
+        assert_eq!(progress_text(false, "http", 5, 10), "http: 5/10\n");
+        assert_eq!(progress_text(true, "http", 5, 10), "\r\x1b[2Khttp: 5/10");
+        assert_eq!(progress_text(true, "http", 10, 10), "\r\x1b[2Khttp: 10/10\n");
     }
 
     #[test]

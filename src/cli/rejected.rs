@@ -14,13 +14,18 @@ use crate::{amqp, event};
 pub enum RejectedCommand {
     /// List invalid messages, newest first, with a preview of each body.
     List {
-        #[arg(long, default_value_t = 100)]
+        /// Most messages shown.
+        #[arg(long, default_value_t = 100, value_name = "N")]
         limit: i64,
+        /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
     /// Publish a rejected message again, to amqp.exchange with its routing key.
-    Replay { id: i64 },
+    Replay {
+        /// The rejected message's id (see `rejected list`).
+        id: i64,
+    },
 }
 
 /// Characters of a body shown in the list.
@@ -41,22 +46,22 @@ pub async fn run(cmd: RejectedCommand, cfg: &Config) -> anyhow::Result<()> {
                 "replayed_at",
                 "preview",
             ];
-            let cells: Vec<Vec<Option<String>>> = rows
+            let cells: Vec<Vec<table::Cell>> = rows
                 .into_iter()
                 .map(|r| {
                     let size = usize::try_from(r.body_size).unwrap_or(usize::MAX);
                     vec![
-                        Some(r.id.to_string()),
-                        Some(r.received_at),
-                        r.routing_key,
-                        Some(r.body_size.to_string()),
-                        Some(r.reason),
-                        r.replayed_at,
-                        Some(preview(&r.head, size)),
+                        table::Cell::Int(r.id),
+                        table::Cell::Time(r.received_at),
+                        table::Cell::opt_text(r.routing_key),
+                        table::Cell::Int(i64::from(r.body_size)),
+                        table::Cell::Text(r.reason),
+                        table::Cell::opt_time(r.replayed_at),
+                        table::Cell::Text(preview(&r.head, size)),
                     ]
                 })
                 .collect();
-            table::print(format, &header, &cells, &["id", "body_size"]);
+            table::print(format, &header, &cells);
             Ok(())
         }
         RejectedCommand::Replay { id } => replay(&client, id, cfg).await,

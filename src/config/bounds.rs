@@ -53,15 +53,7 @@ impl Config {
         if !(self.amqp.url.starts_with("amqp://") || self.amqp.url.starts_with("amqps://")) {
             return Err(invalid("amqp.url", "must start with amqp:// or amqps://"));
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
-            invalid(
-                "log.level",
-                format!(
-                    "{:?} is not a level or filter like info or cross_postback=debug: {e}",
-                    self.log.level
-                ),
-            )
-        })?;
+        check_log_level(&self.log.level).map_err(|m| invalid("log.level", m))?;
         Ok(())
     }
 
@@ -135,4 +127,23 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The words of a level filter.
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// A level, or directives like `cross_postback=debug,info`. A bare word that is not a level
+/// (`verbose`) would parse as a target name, enable only that target, and silence the rest:
+/// refused, as is a filter that does not parse.
+pub(super) fn check_log_level(text: &str) -> Result<(), String> {
+    let hint = "use a level (error, warn, info, debug, trace) or a filter like cross_postback=debug,info";
+    for part in text.split(',').map(str::trim) {
+        let bare = !part.contains(['=', '[']);
+        if part.is_empty() || (bare && !LEVELS.contains(&part.to_ascii_lowercase().as_str())) {
+            return Err(format!("{text:?} is not a level or filter: {hint}"));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(|_| ())
+        .map_err(|e| format!("{text:?} is not a level or filter ({e}): {hint}"))
 }

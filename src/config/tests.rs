@@ -258,3 +258,76 @@ fn the_longest_allowed_delays_cannot_overflow_a_time() {
     let delay = built.retry_schedule().next_delay(1, 1.2, None).expect("a delay");
     assert!(delay <= MAX_RETRY_STEP.mul_f64(1.2), "{delay:?}");
 }
+
+#[test]
+fn a_log_level_must_be_a_level_or_directives() {
+    for bad in ["verbose", "inf", "info,verbose", "", "cross_postback=loud"] {
+        let e = load_err(None, &[("XPB_LOG__LEVEL", bad)]);
+        assert!(
+            e.contains("`log.level` (from XPB_LOG__LEVEL)") && e.contains("is not a level or filter"),
+            "{bad:?}: {e}"
+        );
+    }
+    let e = load_err(Some("[log]\nlevel = \"verbose\"\n"), &[]);
+    assert!(
+        e.contains("`log.level` (from ") && e.contains("xpb-config-"),
+        "{e}"
+    );
+    for good in [
+        "info",
+        "WARN",
+        "off",
+        "cross_postback=debug,info",
+        "cross_postback::dispatch=trace",
+    ] {
+        let cfg = Config::load(None, env(&[("XPB_LOG__LEVEL", good)]));
+        assert!(cfg.is_ok(), "{good}: {cfg:?}");
+    }
+}
+
+#[test]
+fn stray_xpb_variables_are_named_once_with_the_key_they_probably_mean() {
+    let loaded = Config::load_with_origins(
+        None,
+        env(&[
+            ("XPB_DELIVERY_TIMEOUT", "5s"),
+            ("XPB_LOGLEVEL", "debug"),
+            ("XPB_CONFIG", "x.toml"),
+            ("XPB_TEST_AMQP_URL", "amqp://x"),
+            ("XPB_CHAOS_SEED", "1"),
+            ("XPB_SKIP_SERVICES", "1"),
+        ]),
+    )
+    .expect("loads");
+    assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+    assert!(
+        loaded.warnings[0].contains("XPB_DELIVERY_TIMEOUT")
+            && loaded.warnings[0].contains("did you mean XPB_DELIVERY__TIMEOUT?"),
+        "{:?}",
+        loaded.warnings
+    );
+    assert!(
+        loaded.warnings[1].contains("XPB_LOGLEVEL"),
+        "{:?}",
+        loaded.warnings
+    );
+    assert_eq!(loaded.config.delivery.timeout, Config::default().delivery.timeout);
+}
+
+#[test]
+fn origins_name_the_variable_or_the_file() {
+    let loaded = Config::load_with_origins(
+        None,
+        env(&[("XPB_AMQP__PREFETCH", "10"), ("DATABASE_URL", "postgres://h/db")]),
+    )
+    .expect("loads");
+    assert_eq!(
+        loaded.origins.get("amqp.prefetch").map(String::as_str),
+        Some("XPB_AMQP__PREFETCH")
+    );
+    assert_eq!(
+        loaded.origins.get("database.url").map(String::as_str),
+        Some("DATABASE_URL")
+    );
+    assert!(!loaded.origins.contains_key("amqp.queue"));
+}

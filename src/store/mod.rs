@@ -6,6 +6,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+pub mod deliveries;
 pub mod dispatch;
 pub mod intake;
 pub mod redeliver;
@@ -143,14 +144,38 @@ pub async fn migrate(pool: &Pool) -> Result<Vec<i32>> {
     Ok(applied)
 }
 
+/// What `migrate` did, in words: "schema up to date (version 3)", or "applied migrations 3,
+/// 4; schema at version 4".
+pub fn migration_summary(applied: &[i32]) -> String {
+    let version = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    if applied.is_empty() {
+        return format!("schema up to date (version {version})");
+    }
+    let list: Vec<String> = applied.iter().map(ToString::to_string).collect();
+    let noun = if applied.len() == 1 {
+        "migration"
+    } else {
+        "migrations"
+    };
+    format!("applied {noun} {}; schema at version {version}", list.join(", "))
+}
+
 async fn apply_migrations(client: &mut deadpool_postgres::Client) -> Result<Vec<i32>> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS xpb_schema_migrations (
-                version integer PRIMARY KEY,
-                applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await?;
+    // Created only when missing: `CREATE TABLE IF NOT EXISTS` on an existing table makes the
+    // server send a NOTICE, which the driver logs at INFO on every start.
+    let exists: bool = client
+        .query_one("SELECT to_regclass('xpb_schema_migrations') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        client
+            .batch_execute(
+                "CREATE TABLE xpb_schema_migrations (
+                    version integer PRIMARY KEY,
+                    applied_at timestamptz NOT NULL DEFAULT now())",
+            )
+            .await?;
+    }
     let mut applied = Vec::new();
     for (version, sql) in MIGRATIONS {
         let tx = client.transaction().await?;
@@ -178,6 +203,23 @@ async fn apply_migrations(client: &mut deadpool_postgres::Client) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use std::error::Error;
+
+    #[test]
+    fn migrate_says_what_it_did_in_words() {
+        let last = super::migration_versions().last().copied().unwrap_or_default();
+        assert_eq!(
+            super::migration_summary(&[]),
+            format!("schema up to date (version {last})")
+        );
+        assert_eq!(
+            super::migration_summary(&[2, 3]),
+            format!("applied migrations 2, 3; schema at version {last}")
+        );
+        assert_eq!(
+            super::migration_summary(&[3]),
+            format!("applied migration 3; schema at version {last}")
+        );
+    }
 
     use super::StoreError;
 

@@ -1,5 +1,6 @@
 //! `rejected_messages` as the CLI reads them: list, fetch one to replay, mark it replayed.
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
 use super::Result;
@@ -7,15 +8,15 @@ use super::Result;
 /// How many bytes of each body `list` reads, for its preview.
 pub const PREVIEW_BYTES: i32 = 200;
 
-/// One rejected message as listed, times as `YYYY-MM-DD HH:MM:SS` UTC.
+/// One rejected message as listed.
 #[derive(Debug, Clone)]
 pub struct Listed {
     pub id: i64,
-    pub received_at: String,
+    pub received_at: DateTime<Utc>,
     pub routing_key: Option<String>,
     pub body_size: i32,
     pub reason: String,
-    pub replayed_at: Option<String>,
+    pub replayed_at: Option<DateTime<Utc>>,
     /// The first [`PREVIEW_BYTES`] bytes of the body.
     pub head: Vec<u8>,
 }
@@ -24,9 +25,7 @@ pub struct Listed {
 pub async fn list(client: &impl GenericClient, limit: i64) -> Result<Vec<Listed>> {
     let rows = client
         .query(
-            "SELECT id, to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-                    routing_key, body_size, reason,
-                    to_char(replayed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+            "SELECT id, received_at, routing_key, body_size, reason, replayed_at,
                     substring(body FROM 1 FOR $2)
              FROM rejected_messages ORDER BY id DESC LIMIT $1",
             &[&limit, &PREVIEW_BYTES],

@@ -46,6 +46,25 @@ async fn bench_runs_every_phase_and_cleans_up() {
         assert!(v > 0.0, "{key} = {v}");
     }
     assert_eq!(r["rows_per_event"], 4);
+    // Not a terminal: plain lines, no carriage returns or escape sequences; each phase's last
+    // count is its total, and the latency phase counts its own 50 deliveries.
+    assert!(!stderr.contains(['\r', '\x1b']), "{stderr:?}");
+    for (phase, total) in [
+        ("broker publish", 300),
+        ("broker consume", 300),
+        ("http", 300),
+        ("database", 300),
+        ("backlog publish", 300),
+        ("end to end delivered", 300),
+        ("latency publish", 50),
+        ("latency delivered", 50),
+    ] {
+        let last = stderr
+            .lines()
+            .rfind(|l| l.starts_with(&format!("{phase}: ")))
+            .unwrap_or_else(|| panic!("no {phase} progress: {stderr}"));
+        assert_eq!(last, format!("{phase}: {total}/{total}"), "{stderr}");
+    }
     assert_eq!(r["latency_samples"], 50);
     let after = rows(
         &env.pg().await,

@@ -11,6 +11,7 @@ mod chaos;
 mod cli_and_config;
 mod cli_output;
 mod crash;
+mod day_one;
 mod delivery;
 mod guard;
 mod hostile;
