@@ -61,7 +61,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<D
     let pool = store::daemon_pool(&cfg.database.url, cfg.database.pool_size)?;
     let applied = retry_until(&shutdown, "database", || store::migrate(&pool)).await?;
     if !applied.is_empty() {
-        tracing::info!(?applied, "migrations applied");
+        tracing::info!("{}", store::migration_summary(&applied));
     }
     retry_until(&shutdown, "broker", || declare(&cfg)).await?;
 

@@ -88,20 +88,27 @@ pub fn csv_record<'a>(cells: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 /// The text with control characters escaped (`\u{1b}`, `\n`, …), so that printed data cannot
-/// move the cursor, recolour or retitle the terminal, or forge a line.
+/// move the cursor, recolour or retitle the terminal, or forge a line; the bidirectional
+/// controls too, which would reorder what the reader sees.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(unprintable) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if unprintable(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
     Cow::Owned(out)
+}
+
+/// Control characters, and the bidirectional embeddings, overrides, isolates and marks.
+fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -115,6 +122,11 @@ mod tests {
             "a\\u{1b}]0;pwned\\u{7}\\r\\nb\\té\\u{9b}"
         );
         assert!(matches!(printable("plain é"), Cow::Borrowed("plain é")));
+        // A right-to-left override would show `exe.txt` as `txt.exe`.
+        assert_eq!(
+            printable("a\u{202e}txt.exe\u{2066}"),
+            "a\\u{202e}txt.exe\\u{2066}"
+        );
     }
 
     #[test]

@@ -48,7 +48,10 @@ impl EndToEnd<'_> {
         daemon.stop();
         let _ = ch.close(200, "bye".into()).await;
         let _ = conn.close(200, "bye".into()).await;
-        result.map_err(|e| anyhow::anyhow!("{e:#}{}", daemon.last_lines()))
+        result.map_err(|e| {
+            let cause = crate::report::one_line(e.as_ref());
+            anyhow::anyhow!("{cause}{}", daemon.last_lines())
+        })
     }
 
     async fn run_phases(

@@ -70,13 +70,17 @@ impl World {
                 }
                 let _ = conn.close(200, "bye".into()).await;
             }
-            Err(e) => eprintln!("bench: could not remove the queues: {e}"),
+            Err(e) => eprintln!(
+                "bench: could not remove the queues: {}",
+                crate::report::one_line(&e)
+            ),
         }
         if let Err(e) = self
             .admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name))
             .await
         {
-            eprintln!("bench: could not drop database {}: {e}", self.db_name);
+            let cause = crate::report::one_line(e.as_ref());
+            eprintln!("bench: could not drop database {}: {cause}", self.db_name);
         }
     }
 }

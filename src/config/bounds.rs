@@ -44,12 +44,16 @@ fn within(key: &'static str, d: Dur, min: Duration, max: Duration) -> Result<(),
     Ok(())
 }
 
+const MIB: usize = 1024 * 1024;
+
 impl Config {
     pub(super) fn check(&self) -> Result<(), Invalid> {
         self.check_counts()?;
         self.check_durations()?;
-        tokio_postgres::Config::from_str(&self.database.url)
-            .map_err(|e| invalid("database.url", format!("not a Postgres URL: {e}")))?;
+        tokio_postgres::Config::from_str(&self.database.url).map_err(|e| {
+            let cause = crate::report::one_line(&e);
+            invalid("database.url", format!("not a Postgres URL: {cause}"))
+        })?;
         if !(self.amqp.url.starts_with("amqp://") || self.amqp.url.starts_with("amqps://")) {
             return Err(invalid("amqp.url", "must start with amqp:// or amqps://"));
         }
@@ -58,22 +62,28 @@ impl Config {
     }
 
     fn check_counts(&self) -> Result<(), Invalid> {
-        let positive = [
-            ("amqp.prefetch", self.amqp.prefetch as usize),
-            ("amqp.max_message_bytes", self.amqp.max_message_bytes),
-            ("amqp.batch_size", self.amqp.batch_size),
-            ("amqp.lanes", self.amqp.lanes),
-            ("database.pool_size", self.database.pool_size),
-            ("delivery.concurrency", self.delivery.concurrency),
+        // Upper bounds keep sizes that would exhaust memory (or overflow a sum below) out.
+        let counts = [
+            ("amqp.prefetch", self.amqp.prefetch as usize, 65_535),
+            ("amqp.max_message_bytes", self.amqp.max_message_bytes, 64 * MIB),
+            ("amqp.batch_size", self.amqp.batch_size, 10_000),
+            ("amqp.lanes", self.amqp.lanes, 64),
+            ("database.pool_size", self.database.pool_size, 1_000),
+            ("delivery.concurrency", self.delivery.concurrency, 65_536),
             (
                 "delivery.per_host_concurrency",
                 self.delivery.per_host_concurrency,
+                65_536,
             ),
-            ("delivery.max_response_bytes", self.delivery.max_response_bytes),
+            (
+                "delivery.max_response_bytes",
+                self.delivery.max_response_bytes,
+                64 * MIB,
+            ),
         ];
-        for (key, value) in positive {
-            if value == 0 {
-                return Err(invalid(key, "must be at least 1"));
+        for (key, value, max) in counts {
+            if !(1..=max).contains(&value) {
+                return Err(invalid(key, format!("{value} is outside 1..={max}")));
             }
         }
         // Each lane holds a connection while it commits; dispatch needs at least two more.

@@ -105,7 +105,23 @@ fn bad_values_name_the_key_and_what_is_allowed() {
         (
             None,
             vec![("XPB_AMQP__PREFETCH", "0")],
-            &["amqp.prefetch", "at least 1"],
+            &["amqp.prefetch", "outside 1..=65535"],
+        ),
+        // Sizes that would exhaust memory, or overflow `lanes + 2`, are refused.
+        (
+            None,
+            vec![("XPB_AMQP__LANES", "1000")],
+            &["amqp.lanes", "outside 1..=64"],
+        ),
+        (
+            None,
+            vec![("XPB_AMQP__BATCH_SIZE", "100000000")],
+            &["amqp.batch_size", "outside 1..=10000"],
+        ),
+        (
+            None,
+            vec![("XPB_DELIVERY__CONCURRENCY", "1000000000")],
+            &["delivery.concurrency", "outside 1..=65536"],
         ),
         (
             None,
