@@ -1,4 +1,4 @@
--- cross-postback schema v1 (SPEC §6). Applied by `cross-postback migrate` under an advisory lock.
+-- cross-postback schema v1. Applied by `cross-postback migrate` under an advisory lock.
 
 CREATE TABLE cross_postback_urls (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -18,7 +18,7 @@ CREATE TABLE cross_postback_urls (
 );
 CREATE INDEX cross_postback_urls_offer ON cross_postback_urls (offer_id) WHERE enabled;
 
--- What is known of each conversion: the §4 history (accepted status/order-key pairs and the
+-- What is known of each conversion: the de-duplication history (accepted status/order-key pairs and the
 -- last announced status), kept for every valid event, also for offers without URLs.
 CREATE TABLE conversions (
     conversion_id  text PRIMARY KEY,
@@ -133,7 +133,7 @@ SELECT a.id,
 FROM attempts a
 JOIN deliveries d ON d.id = a.delivery_id;
 
--- Statistics > Cross-postbacks: one row per attempt, columns as in SPEC §6.
+-- Statistics > Cross-postbacks: one row per attempt, columns in the documented order.
 CREATE VIEW cross_postback_stats AS
 SELECT postback_url, conversion_id, affiliate, offer, goal, status, payouts, revenue, currency,
        notice, http_code, error, date

@@ -1,4 +1,4 @@
--- cross-postback schema v2: `redeliver` and `rejected replay` (SPEC §7). Never edit 0001.
+-- cross-postback schema v2: `redeliver` and `rejected replay`. Never edit 0001.
 
 -- The attempts a delivery had when it was last redelivered (0 if never). Attempt numbers keep
 -- counting up from `attempts`; the retry schedule counts from the attempt after `retry_base`,

@@ -1,4 +1,4 @@
-//! Layered settings (SPEC §8), validated once at start.
+//! Layered settings (docs/configuration.md), validated once at start.
 //!
 //! Highest first: `XPB_<SECTION>__<KEY>` variables; `DATABASE_URL` / `AMQP_URL`; the file
 //! named by `--config` (or `XPB_CONFIG`); the compiled-in defaults, which

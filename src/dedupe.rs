@@ -1,4 +1,4 @@
-//! The de-duplication and order decision of SPEC §4, as a pure function over what is known
+//! The de-duplication and order decision (docs/dedup.md), as a pure function over what is known
 //! of one conversion.
 
 use std::cmp::Ordering;
@@ -66,7 +66,7 @@ impl Decision {
 }
 
 impl History {
-    /// The §4 table, top down; the first row that matches decides.
+    /// The decision table, top down; the first row that matches decides.
     pub fn decide(&self, event: &Entry) -> Decision {
         let same = |a: &Entry| a.status == event.status && a.order(event) == Ordering::Equal;
         if self.accepted.iter().any(same) {

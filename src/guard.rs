@@ -1,4 +1,4 @@
-//! The network guard (SPEC §5): which target addresses a cross-postback may reach.
+//! The network guard: which target addresses a cross-postback may reach.
 //!
 //! Pure. By default only global unicast addresses pass; loopback, private, link-local, CGNAT,
 //! multicast, documentation and the IPv6 forms that embed such IPv4 addresses are refused.

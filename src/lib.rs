@@ -1,6 +1,6 @@
 //! cross-postback: delivers affiliate conversion cross-postbacks.
 //!
-//! Two flows meet at one table. **Intake** takes messages from RabbitMQ, decides each (§4),
+//! Two flows meet at one table. **Intake** takes messages from RabbitMQ, decides each (de-duplication and order),
 //! logs the conversion's state and its `pending` deliveries in one transaction, and acks.
 //! **Dispatch** claims due deliveries, renders, sends, records the attempt and schedules the
 //! next one. A channel from intake to dispatch makes first attempts immediate; the table
@@ -8,7 +8,7 @@
 //!
 //! Pure logic (no I/O; imports none of the modules below it):
 //! - [`event`]     the message: parse, validate, normalise
-//! - [`dedupe`]    the §4 decision over a conversion's history
+//! - [`dedupe`]    the de-duplication and order decision over a conversion's history
 //! - [`plan`]      the intake decision plan of a batch: a snapshot in, rows and hand-offs out
 //! - [`macros`]    URL and body templates: parse, validate, render
 //! - [`url_spec`]  a cross-postback URL as given, checked before it is stored

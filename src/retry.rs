@@ -1,4 +1,4 @@
-//! Retry policy of SPEC §5 as pure values: which outcomes retry, when the next attempt is
+//! Retry policy (docs/delivery.md) as pure values: which outcomes retry, when the next attempt is
 //! due. Jitter is passed in, so every case is pinned by a unit test.
 
 use std::time::Duration;
@@ -54,7 +54,7 @@ pub fn classify(http_code: Option<u16>, error: Option<ErrorCode>) -> Verdict {
     }
 }
 
-/// Whether a response's `Retry-After` is honoured (SPEC §5: on 429 and 503).
+/// Whether a response's `Retry-After` is honoured (on 429 and 503 only).
 pub fn honours_retry_after(http_code: u16) -> bool {
     matches!(http_code, 429 | 503)
 }

@@ -2,7 +2,7 @@
 //!
 //! The invariants of `src/event/props.rs`, on any bytes: no panic; a refusal carries a reason;
 //! an accepted event round-trips through its stored form (serde JSON, the same text again) and
-//! renders its canonical JSON body. Also what SPEC §2 promises of an accepted event: ids of 1–128 characters without
+//! renders its canonical JSON body. Also what the message format promises of an accepted event: ids of 1–128 characters without
 //! control characters, text fields only from `TEXT_FIELDS` and at most 4096 characters,
 //! timestamps kept to the microsecond.
 #![no_main]
@@ -21,7 +21,7 @@ fn check_accepted(ev: &Event) {
     let stored = serde_json::to_string(ev).expect("an accepted event serialises");
     let back: Event = serde_json::from_str(&stored).expect("the stored form deserialises");
     assert_eq!(&back, ev, "stored form: {stored}");
-    // Decimals compare by value; the text also keeps their scale, which `{sum}` renders (§3).
+    // Decimals compare by value; the text also keeps their scale, which `{sum}` renders.
     let again = serde_json::to_string(&back).expect("serialises again");
     assert_eq!(again, stored, "the stored form changes on a round trip");
 

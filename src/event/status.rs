@@ -43,7 +43,7 @@ impl Status {
         matches!(self, Status::Approved | Status::Pending | Status::Declined)
     }
 
-    /// Parses the word or code, case-insensitively, with the aliases of SPEC §2.
+    /// Parses the word or code, case-insensitively, with the message format's aliases.
     pub fn parse(text: &str) -> Option<Status> {
         match text.trim().to_ascii_lowercase().as_str() {
             "approved" | "confirmed" | "1" => Some(Status::Approved),

@@ -1,4 +1,4 @@
-//! SPEC §5: "the response body is read up to a cap (slow-drip and endless bodies must not hold a
+//! Delivery: "the response body is read up to a cap (slow-drip and endless bodies must not hold a
 //! slot past the total timeout); the first KiB stored". Receivers here are raw TCP servers that
 //! send a 200 head and then a body one byte at a time, or a body that never ends.
 

@@ -1,4 +1,4 @@
-//! SPEC §5, network guard, end to end: with the default configuration a loopback target is
+//! The network guard, end to end: with the default configuration a loopback target is
 //! refused before any request (literal address, a name that resolves to it, or a redirect hop),
 //! recorded as `blocked` and not retried; `delivery.allow_cidrs` opens exactly what it lists.
 

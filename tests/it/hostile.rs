@@ -1,4 +1,4 @@
-//! Hostile input through the real broker and daemon (SPEC §1.2, §2): each kind is stored in
+//! Hostile input through the real broker and daemon: each kind is stored in
 //! `rejected_messages` with a reason and dead-lettered, exactly once (a worker that crashed and
 //! reconnected would see it again and store it twice), and the daemon goes on delivering.
 //! `invalid.rs` covers the plain kinds (not JSON, bad UTF-8 in a string, a missing field, an

@@ -1,4 +1,4 @@
-//! SPEC §3: macros render end to end; hostile values arrive intact and change nothing else.
+//! Macros render end to end; hostile values arrive intact and change nothing else.
 
 use serde_json::json;
 

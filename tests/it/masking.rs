@@ -1,4 +1,4 @@
-//! Secrets in a cross-postback URL stay out of the logs and the statistics (SPEC §6: the view's
+//! Secrets in a cross-postback URL stay out of the logs and the statistics (the view's
 //! `postback_url` is "as sent, secrets masked"; README: "Logged URLs have secret query values
 //! and any user:password masked"). The real binary runs with verbose logs, against a receiver
 //! that answers 500, so every attempt is logged as a failure.

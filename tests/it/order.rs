@@ -1,4 +1,4 @@
-//! SPEC §4: de-duplication and order, end to end.
+//! De-duplication and order, end to end.
 
 use serde_json::json;
 

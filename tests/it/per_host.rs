@@ -1,4 +1,4 @@
-//! SPEC §5: "One slow or dead receiver must not starve the others: concurrency is bounded
+//! Per-host isolation: "One slow or dead receiver must not starve the others: concurrency is bounded
 //! globally and per host (host:port)."
 //!
 //! A hanging receiver (answers only after the total timeout) and a healthy one, both on

@@ -1,4 +1,4 @@
-//! SPEC §7 `rejected list` and `rejected replay`: show invalid messages; publish one again once
+//! `rejected list` and `rejected replay`: show invalid messages; publish one again once
 //! the configuration that rejected it was fixed.
 
 use serde_json::json;

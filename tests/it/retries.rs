@@ -1,4 +1,4 @@
-//! SPEC §5: retries from the deliveries table.
+//! Retries from the deliveries table.
 
 use std::time::Duration;
 

@@ -37,7 +37,7 @@ async fn the_readme_walkthrough_works_with_the_shipped_examples() {
             .push(r.param("status").unwrap_or_default());
     }
     // demo-2 is published back to back: its Approved is sent only if its Pending attempt ended
-    // before the Declined was decided; otherwise it is superseded unsent (README, SPEC §4).
+    // before the Declined was decided; otherwise it is superseded unsent (README; docs/dedup.md).
     // Either way the order holds and the Declined comes last.
     let demo2 = sent.remove("demo-2").unwrap_or_default();
     assert!(

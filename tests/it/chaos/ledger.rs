@@ -1,5 +1,5 @@
 //! The chaos run's ledger: the events it publishes, in the order it publishes them, and what
-//! SPEC §4 says must fire for them (the model the checker compares the outcome with).
+//! the de-duplication rules say must fire for them (the model the checker compares the outcome with).
 
 use std::collections::{HashMap, HashSet};
 

@@ -272,7 +272,7 @@ async fn run(params: Params) {
 
 /// Publishes every body with confirms at about `rate` a second, in windows of 20; a window whose
 /// confirms did not all come back is published again after a reconnect (a duplicate publish,
-/// which SPEC §4 absorbs). Panics when a window cannot be confirmed in time.
+/// which de-duplication absorbs). Panics when a window cannot be confirmed in time.
 async fn publish(cfg: cross_postback::config::Amqp, bodies: Vec<String>, rate: f64) {
     const WINDOW: usize = 20;
     let interval = Duration::from_secs_f64(WINDOW as f64 / rate);
