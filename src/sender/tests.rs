@@ -23,6 +23,8 @@ fn get(url: &str) -> Request {
         body: None,
         idempotency_key: "key-1".into(),
         follow_redirects: true,
+        headers: vec![],
+        timeout: None,
     }
 }
 
