@@ -201,7 +201,7 @@ pub async fn execute(command: Command, cfg: Config, config_file: Option<PathBuf>
 /// Checks a new URL given on the command line against the global `delivery.timeout` (see
 /// [`url_spec::validate`]).
 pub fn validate_url(add: AddUrl, max_timeout: std::time::Duration) -> anyhow::Result<store::urls::NewUrl> {
-    Ok(url_spec::validate(urls::spec_of(add).0, max_timeout)?)
+    Ok(url_spec::validate(urls::spec_of(add)?.0, max_timeout)?)
 }
 
 #[cfg(test)]

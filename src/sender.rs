@@ -159,7 +159,6 @@ impl Sender {
             let mut builder = self
                 .client
                 .request(method.clone(), url.clone())
-                .timeout(deadline.saturating_duration_since(tokio::time::Instant::now()))
                 .header("Idempotency-Key", &req.idempotency_key);
             for (name, value) in &req.headers {
                 builder = builder.header(name.as_str(), value.as_str());

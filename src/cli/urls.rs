@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use super::{ContentType, Format, HttpMethod, table, test_url};
 use crate::config::{Config, Dur};
 use crate::store::{self, urls};
-use crate::url_spec::{self, Header, UrlSpec};
+use crate::url_spec::{self, Header, HeaderError, UrlSpec};
 use crate::urls_service::{UrlPatch, UrlService};
 
 #[derive(Debug, Subcommand)]
@@ -80,8 +80,8 @@ pub struct AddUrl {
     /// characters in their values are percent-encoded). Host, Content-Length, Content-Type,
     /// Transfer-Encoding, Connection and other hop-by-hop names, Expect, Idempotency-Key and
     /// User-Agent are refused.
-    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
-    pub headers: Vec<Header>,
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
     /// This URL's request timeout, like 2s or 500ms; at most the global delivery.timeout.
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<Dur>,
@@ -132,9 +132,8 @@ pub struct EditUrl {
     pub follow_redirects: Option<bool>,
     /// A request header `Name: value`, repeatable; given at all, these replace every header
     /// of the URL.
-    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header,
-        conflicts_with = "no_headers")]
-    pub headers: Vec<Header>,
+    #[arg(long = "header", value_name = "NAME: VALUE", conflicts_with = "no_headers")]
+    pub headers: Vec<String>,
     /// Remove every header of the URL.
     #[arg(long)]
     pub no_headers: bool,
@@ -149,13 +148,14 @@ pub struct EditUrl {
     pub allow_duplicate: bool,
 }
 
-/// `Name: value` (the error quotes none of it: the value may be a secret).
-fn parse_header(text: &str) -> Result<Header, String> {
-    url_spec::headers::parse_arg(text).map_err(|e| e.to_string())
+/// Each `Name: value` split here rather than by clap, whose error would quote the value.
+fn parse_headers(given: Vec<String>) -> Result<Vec<Header>, HeaderError> {
+    given.iter().map(|h| url_spec::headers::parse_arg(h)).collect()
 }
 
 /// The spec of `urls add`'s arguments.
-pub fn spec_of(add: AddUrl) -> (UrlSpec, bool) {
+pub fn spec_of(add: AddUrl) -> Result<(UrlSpec, bool), HeaderError> {
+    let headers = parse_headers(add.headers)?;
     let spec = UrlSpec {
         offer_id: add.offer,
         url: add.url,
@@ -165,10 +165,10 @@ pub fn spec_of(add: AddUrl) -> (UrlSpec, bool) {
         body: add.body,
         content_type: add.content_type.into(),
         follow_redirects: add.follow_redirects,
-        headers: add.headers,
+        headers,
         timeout: add.timeout.map(|d| d.0),
     };
-    (spec, add.allow_duplicate)
+    Ok((spec, add.allow_duplicate))
 }
 
 /// `Some(None)` when cleared, `Some(Some(v))` when given, `None` when left alone.
@@ -176,8 +176,9 @@ fn change<T>(given: Option<T>, cleared: bool) -> Option<Option<T>> {
     if cleared { Some(None) } else { given.map(Some) }
 }
 
-fn patch_of(e: EditUrl) -> UrlPatch {
-    UrlPatch {
+fn patch_of(e: EditUrl) -> Result<UrlPatch, HeaderError> {
+    let headers = parse_headers(e.headers)?;
+    Ok(UrlPatch {
         url: e.url,
         method: e.method.map(Into::into),
         goal: change(e.goal, e.no_goal),
@@ -188,10 +189,10 @@ fn patch_of(e: EditUrl) -> UrlPatch {
         headers: if e.no_headers {
             Some(vec![])
         } else {
-            (!e.headers.is_empty()).then_some(e.headers)
+            (!headers.is_empty()).then_some(headers)
         },
         timeout: change(e.timeout.map(|d| d.0), e.no_timeout),
-    }
+    })
 }
 
 pub(super) async fn run(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
@@ -199,12 +200,12 @@ pub(super) async fn run(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
     let service = UrlService::new(pool, cfg);
     match cmd {
         UrlsCommand::Add(add) => {
-            let (spec, allow_duplicate) = spec_of(add);
+            let (spec, allow_duplicate) = spec_of(add)?;
             println!("{}", service.add(spec, allow_duplicate).await?);
         }
         UrlsCommand::Edit(edit) => {
             let (id, allow_duplicate) = (edit.id, edit.allow_duplicate);
-            service.edit(id, patch_of(edit), allow_duplicate).await?;
+            service.edit(id, patch_of(edit)?, allow_duplicate).await?;
             println!("edited {id}; pending deliveries use the new settings at their next attempt");
         }
         UrlsCommand::List {

@@ -36,4 +36,5 @@ mod stale;
 mod startup;
 mod supervision;
 mod unsendable;
+mod url_service;
 mod walkthrough;
