@@ -56,8 +56,8 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// One request to make.
-#[derive(Debug, Clone)]
+/// One request to make. Its `Debug` shows header names only, and the URL masked.
+#[derive(Clone)]
 pub struct Request {
     pub method: Method,
     pub url: String,
@@ -69,6 +69,18 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The URL's own timeout; the sender's bound applies when it is longer or absent.
     pub timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("url", &crate::mask::mask_url(&self.url))
+            .field("header_names", &names)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What came of it.
