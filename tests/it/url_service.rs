@@ -353,3 +353,44 @@ async fn urls_test_goes_through_the_network_guard() {
     assert!(out.contains("error: blocked"), "{out}");
     assert!(rx.requests().is_empty(), "nothing reached the loopback receiver");
 }
+
+#[tokio::test]
+async fn header_values_never_reach_the_daemon_log_even_at_trace() {
+    let env = Env::new().await;
+    let rx = Receiver::start().await;
+    add(
+        &env,
+        &[
+            "--offer",
+            "1",
+            "--url",
+            &rx.url("/log"),
+            "--header",
+            "Authorization: Bearer s3cr3t",
+        ],
+    )
+    .await;
+    rx.script([Reply::status(500)]);
+    let mut daemon = child::Daemon::spawn(&env, &[("XPB_LOG__LEVEL", "trace")]);
+    daemon.wait_for_line(&["consuming"]).await;
+    env.publish(&[ev("c1", "approved", 0, json!({}))]).await;
+    daemon.wait_for_line(&["attempt failed"]).await;
+    daemon.wait_for_line(&["delivered"]).await;
+    assert_eq!(rx.requests()[0].header("authorization"), Some("Bearer s3cr3t"));
+    let lines = daemon.kill().await;
+    let leaked: Vec<&String> = lines.iter().filter(|l| l.contains("s3cr3t")).collect();
+    assert!(leaked.is_empty(), "a header value in the log: {leaked:?}");
+}
+
+#[test]
+fn urls_test_help_says_how_it_exits() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cross-postback"))
+        .args(["urls", "test", "--help"])
+        .output()
+        .expect("binary runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Exits 0 when the answer is 2xx, 1 otherwise"),
+        "{text}"
+    );
+}
