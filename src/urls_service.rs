@@ -127,20 +127,30 @@ impl UrlService {
 
     /// Disables a URL; returns how many pending deliveries were cancelled.
     pub async fn disable(&self, id: i64) -> Result<u64, UrlServiceError> {
-        let mut client = self.pool.get().await.map_err(StoreError::from)?;
+        let mut client = self.existing(id).await?;
         Ok(urls::set_enabled(&mut client, id, false).await?)
     }
 
     pub async fn enable(&self, id: i64) -> Result<(), UrlServiceError> {
-        let mut client = self.pool.get().await.map_err(StoreError::from)?;
+        let mut client = self.existing(id).await?;
         urls::set_enabled(&mut client, id, true).await?;
         Ok(())
     }
 
     /// Removes a URL; returns how many pending deliveries were cancelled.
     pub async fn remove(&self, id: i64) -> Result<u64, UrlServiceError> {
-        let mut client = self.pool.get().await.map_err(StoreError::from)?;
+        let mut client = self.existing(id).await?;
         Ok(urls::remove(&mut client, id).await?)
+    }
+
+    /// A connection, once URL `id` is known to exist (not removed), so that a caller gets
+    /// [`UrlServiceError::NotFound`] to branch on (the HTTP API answers 404 with it).
+    async fn existing(&self, id: i64) -> Result<deadpool_postgres::Client, UrlServiceError> {
+        let client = self.pool.get().await.map_err(StoreError::from)?;
+        if urls::get(&client, id).await?.is_none() {
+            return Err(UrlServiceError::NotFound(id));
+        }
+        Ok(client)
     }
 
     /// Parses an event file's bytes as the daemon's intake does.

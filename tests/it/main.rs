@@ -37,4 +37,5 @@ mod startup;
 mod supervision;
 mod unsendable;
 mod url_service;
+mod url_service_api;
 mod walkthrough;
