@@ -177,7 +177,9 @@ async fn headers_arrive_header_safe_and_their_values_are_never_shown() {
     )
     .await;
     daemon.stop().await;
+    let delivery = count(&pg, "SELECT id FROM deliveries").await.to_string();
     for args in [
+        vec!["deliveries", "show", &delivery],
         vec!["urls", "list"],
         vec!["urls", "list", "--format", "json"],
         vec!["attempts", "--wide"],
