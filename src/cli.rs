@@ -6,8 +6,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
-use crate::store::{self, urls};
-use crate::url_spec::{self, UrlSpec};
+use crate::store;
+use crate::url_spec;
 
 mod attempts;
 mod config_show;
@@ -17,6 +17,8 @@ mod publish;
 mod redeliver;
 mod rejected;
 pub mod table;
+mod test_url;
+mod urls;
 
 pub use attempts::{AttemptsArgs, HttpClass, parse_time};
 pub use deliveries::DeliveriesCommand;
@@ -24,6 +26,8 @@ pub use generate::Shell;
 pub use publish::routing_key;
 pub use redeliver::RedeliverArgs;
 pub use rejected::RejectedCommand;
+pub use test_url::TestUrl;
+pub use urls::{AddUrl, EditUrl, UrlsCommand};
 
 /// The version `--version` prints: the package's, and the commit it was built from (`unknown`
 /// when built outside git, as in the Docker build without XPB_COMMIT).
@@ -105,67 +109,6 @@ impl Command {
     }
 }
 
-#[derive(Debug, Subcommand)]
-pub enum UrlsCommand {
-    /// Add a URL (validates the template); prints its id.
-    Add(AddUrl),
-    /// List URLs (secrets in them masked).
-    List {
-        /// Only this offer's URLs.
-        #[arg(long, value_name = "ID")]
-        offer: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-        /// Show the URLs' tokens, keys and passwords instead of ***.
-        #[arg(long)]
-        show_secrets: bool,
-    },
-    /// Disable a URL; its pending deliveries are cancelled.
-    Disable {
-        /// The URL's id (see `urls list`).
-        id: i64,
-    },
-    /// Enable a URL again (cancelled deliveries stay cancelled).
-    Enable {
-        /// The URL's id (see `urls list`).
-        id: i64,
-    },
-    /// Remove a URL; its attempts are kept.
-    Remove {
-        /// The URL's id (see `urls list`).
-        id: i64,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct AddUrl {
-    /// The offer whose conversions fire this URL.
-    #[arg(long, value_name = "ID")]
-    pub offer: String,
-    /// URL template with macros such as {clickid}, {status}, {sum}.
-    #[arg(long, value_name = "TEMPLATE")]
-    pub url: String,
-    /// HTTP method.
-    #[arg(long, value_enum, default_value_t = HttpMethod::Get)]
-    pub method: HttpMethod,
-    /// Only conversions with this goal (case-insensitive).
-    #[arg(long, value_name = "GOAL")]
-    pub goal: Option<String>,
-    /// Only these statuses, comma-separated (approved, declined, pending).
-    #[arg(long, value_delimiter = ',', value_name = "STATUSES")]
-    pub statuses: Option<Vec<String>>,
-    /// POST body template (JSON by default; see --content-type).
-    #[arg(long, value_name = "TEMPLATE")]
-    pub body: Option<String>,
-    /// Content type of a POST body.
-    #[arg(long, value_enum, default_value_t = ContentType::Json)]
-    pub content_type: ContentType,
-    /// Follow up to 3 redirects.
-    #[arg(long)]
-    pub follow_redirects: bool,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum HttpMethod {
     #[value(name = "GET", alias = "get")]
@@ -236,7 +179,7 @@ pub async fn execute(command: Command, cfg: Config, config_file: Option<PathBuf>
             println!("{}", store::migration_summary(&applied));
             Ok(())
         }
-        Command::Urls(cmd) => urls_command(cmd, &cfg).await,
+        Command::Urls(cmd) => urls::run(cmd, &cfg).await,
         Command::Publish(args) => publish::run(args, &cfg).await,
         Command::Attempts(args) => attempts::run(args, &cfg).await,
         Command::Deliveries(cmd) => deliveries::run(cmd, &cfg).await,
@@ -255,88 +198,10 @@ pub async fn execute(command: Command, cfg: Config, config_file: Option<PathBuf>
     }
 }
 
-/// A connection of a command's own (the pool of one command lives as long as its client).
-async fn connect(cfg: &Config) -> anyhow::Result<deadpool_postgres::Client> {
-    let pool = store::pool(&cfg.database.url, 2)?;
-    pool.get().await.context("connecting to the database")
-}
-
-async fn urls_command(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
-    match cmd {
-        UrlsCommand::Add(add) => {
-            // A bad URL is refused before the database is asked for anything.
-            let new = validate_url(add)?;
-            let id = urls::add(&connect(cfg).await?, &new).await?;
-            println!("{id}");
-        }
-        UrlsCommand::List {
-            offer,
-            format,
-            show_secrets,
-        } => {
-            let rows = urls::list(&connect(cfg).await?, offer.as_deref()).await?;
-            let shown = |url: &str| {
-                if show_secrets {
-                    url.to_owned()
-                } else {
-                    crate::mask::mask_url(url)
-                }
-            };
-            let header = [
-                "id",
-                "offer_id",
-                "method",
-                "url",
-                "goal",
-                "statuses",
-                "content_type",
-                "enabled",
-            ];
-            let cells: Vec<Vec<table::Cell>> = rows
-                .iter()
-                .map(|u| {
-                    vec![
-                        table::Cell::Int(u.id),
-                        table::Cell::text(&u.offer_id),
-                        table::Cell::text(&u.method),
-                        table::Cell::Text(shown(&u.url)),
-                        table::Cell::opt_text(u.goal.clone()),
-                        table::Cell::List(u.statuses.clone()),
-                        table::Cell::text(&u.content_type),
-                        table::Cell::Bool(u.enabled),
-                    ]
-                })
-                .collect();
-            table::print(format, &header, &cells);
-        }
-        UrlsCommand::Disable { id } => println!(
-            "disabled {id}; cancelled {} pending deliveries",
-            urls::set_enabled(&mut connect(cfg).await?, id, false).await?
-        ),
-        UrlsCommand::Enable { id } => {
-            urls::set_enabled(&mut connect(cfg).await?, id, true).await?;
-            println!("enabled {id}");
-        }
-        UrlsCommand::Remove { id } => println!(
-            "removed {id}; cancelled {} pending deliveries",
-            urls::remove(&mut connect(cfg).await?, id).await?
-        ),
-    }
-    Ok(())
-}
-
-/// Checks a new URL given on the command line (see [`url_spec::validate`]).
-pub fn validate_url(add: AddUrl) -> anyhow::Result<urls::NewUrl> {
-    Ok(url_spec::validate(UrlSpec {
-        offer_id: add.offer,
-        url: add.url,
-        method: add.method.into(),
-        goal: add.goal,
-        statuses: add.statuses,
-        body: add.body,
-        content_type: add.content_type.into(),
-        follow_redirects: add.follow_redirects,
-    })?)
+/// Checks a new URL given on the command line against the global `delivery.timeout` (see
+/// [`url_spec::validate`]).
+pub fn validate_url(add: AddUrl, max_timeout: std::time::Duration) -> anyhow::Result<store::urls::NewUrl> {
+    Ok(url_spec::validate(urls::spec_of(add)?.0, max_timeout)?)
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@
 //! - [`ops`]       `/healthz`, `/readyz`, `/metrics`
 //! - [`telemetry`] logging setup; caps the libraries that log secrets when verbose
 //! - [`daemon`]    wires intake, dispatch and ops together until shutdown
+//! - [`urls_service`] add, edit, list, disable, enable, remove and test URLs: the one service
+//!   the CLI and the HTTP API call
 //! - [`cli`]       subcommands → library calls
 //! - [`receiver`]  a throwaway HTTP receiver for demos and tests
 //! - [`bench`]     the throughput instrument: the parts bare, then the daemon end to end
@@ -56,6 +58,7 @@ pub mod receiver;
 pub mod sender;
 pub mod store;
 pub mod telemetry;
+pub mod urls_service;
 
 /// Runs the daemon until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run_until_signalled(cfg: config::Config) -> anyhow::Result<()> {

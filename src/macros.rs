@@ -61,6 +61,16 @@ pub enum TemplateError {
     PathChanged(String),
 }
 
+/// Why a header value template is refused; the value itself is not shown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the value holds an unknown macro, a macro name not in lower case, or an unclosed one \
+     (the value is not shown); {hint}"
+)]
+pub struct HeaderValueError {
+    hint: String,
+}
+
 /// A URL for an error message, secrets masked. Text that does not parse as a URL cannot be
 /// told apart into parts, so none of it is shown.
 fn shown(url: &str) -> String {
@@ -83,6 +93,9 @@ pub enum Escape {
     Url,
     Json,
     Form,
+    /// A request header's value: every control character (CR and LF among them) is
+    /// percent-encoded as its UTF-8 bytes, so no value can end the header or add one.
+    Header,
 }
 
 impl Escape {
@@ -99,7 +112,7 @@ impl Escape {
     pub fn mime(self) -> &'static str {
         match self {
             Escape::Form => "application/x-www-form-urlencoded",
-            Escape::Json | Escape::Url => "application/json",
+            Escape::Json | Escape::Url | Escape::Header => "application/json",
         }
     }
 }
@@ -217,6 +230,21 @@ impl Template {
         &self.host_port
     }
 
+    /// Parses a request header's value template. Its error never quotes the value (it may be
+    /// a secret): it says what is wrong and offers the nearest macro names.
+    pub fn parse_header_value(text: &str) -> Result<Template, HeaderValueError> {
+        Template::parse(text).map_err(|e| HeaderValueError {
+            hint: match e {
+                TemplateError::UnknownMacro { nearest, .. }
+                | TemplateError::WrongCase { nearest, .. }
+                | TemplateError::Unclosed { nearest, .. } => {
+                    nearest::hint(&nearest, "see the list of macros")
+                }
+                _ => String::new(),
+            },
+        })
+    }
+
     /// Parses a POST body template; a JSON one must stay valid JSON for any value.
     pub fn parse_body(text: &str, escape: Escape) -> Result<Template, TemplateError> {
         let template = Template::parse(text)?;
@@ -292,6 +320,16 @@ fn escape_into(out: &mut String, value: &str, escape: Escape) {
     match escape {
         Escape::Url => out.extend(utf8_percent_encode(value, URL_VALUE)),
         Escape::Form => out.extend(url::form_urlencoded::byte_serialize(value.as_bytes())),
+        Escape::Header => {
+            for c in value.chars() {
+                if c.is_control() {
+                    let mut buf = [0; 4];
+                    out.extend(utf8_percent_encode(c.encode_utf8(&mut buf), NON_ALPHANUMERIC));
+                } else {
+                    out.push(c);
+                }
+            }
+        }
         Escape::Json => {
             let quoted = serde_json::Value::String(value.to_owned()).to_string();
             out.push_str(&quoted[1..quoted.len() - 1]);

@@ -56,14 +56,31 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// One request to make.
-#[derive(Debug, Clone)]
+/// One request to make. Its `Debug` shows header names only, and the URL masked.
+#[derive(Clone)]
 pub struct Request {
     pub method: Method,
     pub url: String,
     pub body: Option<(bytes::Bytes, &'static str)>,
     pub idempotency_key: String,
     pub follow_redirects: bool,
+    /// The URL's own headers, rendered (header-safe: no control characters). Their values may
+    /// be secrets: nothing here prints them.
+    pub headers: Vec<(String, String)>,
+    /// The URL's own timeout; the sender's bound applies when it is longer or absent.
+    pub timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("url", &crate::mask::mask_url(&self.url))
+            .field("header_names", &names)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What came of it.
@@ -118,14 +135,15 @@ impl Sender {
     /// [`Response`].
     pub async fn send(&self, req: &Request) -> Response {
         let started = Instant::now();
-        let deadline = tokio::time::Instant::from_std(started) + self.timeout;
+        let timeout = timeout_of(req, self.timeout);
+        let deadline = tokio::time::Instant::from_std(started) + timeout;
         // The body read below stops at the same deadline, keeping the status and the bytes
         // that came (a tie goes to it: the inner future is polled first).
         let mut out = match tokio::time::timeout_at(deadline, self.send_hops(req, deadline)).await {
             Ok(out) => out,
             Err(_) => failure(
                 ErrorCode::Timeout,
-                format!("no complete answer within {} ms", self.timeout.as_millis()),
+                format!("no complete answer within {} ms", timeout.as_millis()),
             ),
         };
         out.duration = started.elapsed();
@@ -154,6 +172,9 @@ impl Sender {
                 .client
                 .request(method.clone(), url.clone())
                 .header("Idempotency-Key", &req.idempotency_key);
+            for (name, value) in &req.headers {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
             if let Some((text, content_type)) = &body {
                 builder = builder.header(CONTENT_TYPE, *content_type).body(text.clone()); // a cheap Bytes clone
             }
@@ -198,7 +219,7 @@ impl Sender {
                     continue;
                 }
             }
-            return self.read(response, deadline).await;
+            return self.read(response, deadline, timeout_of(req, self.timeout)).await;
         }
         failure(
             ErrorCode::Redirects,
@@ -216,7 +237,12 @@ impl Sender {
         self.guard.check(&ip.to_string(), ip).err()
     }
 
-    async fn read(&self, mut response: reqwest::Response, deadline: tokio::time::Instant) -> Response {
+    async fn read(
+        &self,
+        mut response: reqwest::Response,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Response {
         let code = response.status().as_u16();
         let retry_after = if honours_retry_after(code) {
             response
@@ -249,7 +275,7 @@ impl Sender {
                         ErrorCode::Timeout,
                         format!(
                             "the response body did not complete within {} ms",
-                            self.timeout.as_millis()
+                            timeout.as_millis()
                         ),
                     ));
                     break;
@@ -272,6 +298,11 @@ impl Sender {
             duration: Duration::ZERO,
         }
     }
+}
+
+/// A request's timeout: its URL's own, within the sender's bound.
+fn timeout_of(req: &Request, bound: Duration) -> Duration {
+    req.timeout.map_or(bound, |t| t.min(bound))
 }
 
 fn failure(code: ErrorCode, text: String) -> Response {
@@ -348,6 +379,8 @@ fn code_of_cause(cause: &(dyn StdError + 'static)) -> Option<ErrorCode> {
         None
     }
 }
+
+pub mod render;
 
 #[cfg(test)]
 mod tests;

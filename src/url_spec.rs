@@ -3,8 +3,14 @@
 //! with POST only, the statuses are announced ones, and the offer id and goal are held to the
 //! rules of an event's fields (no control characters, ids of 1 to 128 characters).
 
+use std::time::Duration;
+
 use crate::event::Status;
 use crate::macros::{Escape, Template, TemplateError};
+
+pub mod headers;
+
+pub use headers::{Header, HeaderError};
 
 /// Most characters of an offer id, as in an event.
 const MAX_ID_CHARS: usize = 128;
@@ -25,6 +31,11 @@ impl Method {
             Method::Post => "POST",
         }
     }
+
+    /// The method of a stored row (`GET` unless `POST`).
+    pub fn from_stored(text: &str) -> Method {
+        if text == "POST" { Method::Post } else { Method::Get }
+    }
 }
 
 /// How a POST body's values are escaped, and its MIME type.
@@ -42,6 +53,15 @@ impl ContentType {
             ContentType::Form => "form",
         }
     }
+
+    /// The content type of a stored row (`json` unless `form`).
+    pub fn from_stored(text: &str) -> ContentType {
+        if text == "form" {
+            ContentType::Form
+        } else {
+            ContentType::Json
+        }
+    }
 }
 
 /// A URL as given, unchecked.
@@ -56,6 +76,10 @@ pub struct UrlSpec {
     pub body: Option<String>,
     pub content_type: ContentType,
     pub follow_redirects: bool,
+    /// Request headers of this URL's own, in order; values are templates.
+    pub headers: Vec<Header>,
+    /// This URL's request timeout; `None`: the global `delivery.timeout`.
+    pub timeout: Option<Duration>,
 }
 
 /// Why a URL is refused. The text names the field; a template's own error is the source.
@@ -79,6 +103,12 @@ pub enum UrlSpecError {
     Status(String),
     #[error("statuses: name at least one of approved, declined, pending")]
     NoStatus,
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    #[error("timeout must be at least 1 ms")]
+    TimeoutZero,
+    #[error("timeout {given_ms} ms is above the global delivery.timeout ({max_ms} ms)")]
+    TimeoutAbove { given_ms: u128, max_ms: u128 },
 }
 
 /// A checked URL, ready to store. Only [`validate`] makes one.
@@ -92,9 +122,17 @@ pub struct NewUrl {
     body: Option<String>,
     content_type: ContentType,
     follow_redirects: bool,
+    headers: Vec<Header>,
+    timeout: Option<Duration>,
 }
 
 impl NewUrl {
+    pub fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
     pub fn offer_id(&self) -> &str {
         &self.offer_id
     }
@@ -121,8 +159,9 @@ impl NewUrl {
     }
 }
 
-/// Checks a URL as given; the first problem found is the error.
-pub fn validate(spec: UrlSpec) -> Result<NewUrl, UrlSpecError> {
+/// Checks a URL as given; the first problem found is the error. `max_timeout` is the global
+/// `delivery.timeout`, the bound of a URL's own timeout.
+pub fn validate(spec: UrlSpec, max_timeout: Duration) -> Result<NewUrl, UrlSpecError> {
     check_text(&spec.offer_id, MAX_ID_CHARS).map_err(UrlSpecError::OfferId)?;
     if let Some(goal) = &spec.goal {
         check_text(goal, MAX_GOAL_CHARS).map_err(UrlSpecError::Goal)?;
@@ -145,6 +184,18 @@ pub fn validate(spec: UrlSpec) -> Result<NewUrl, UrlSpecError> {
         let escape = Escape::for_content_type(spec.content_type.as_str());
         Template::parse_body(body, escape).map_err(UrlSpecError::Body)?;
     }
+    headers::check(&spec.headers)?;
+    if let Some(t) = spec.timeout {
+        if t.as_millis() == 0 {
+            return Err(UrlSpecError::TimeoutZero);
+        }
+        if t > max_timeout {
+            return Err(UrlSpecError::TimeoutAbove {
+                given_ms: t.as_millis(),
+                max_ms: max_timeout.as_millis(),
+            });
+        }
+    }
     let statuses = match spec.statuses {
         None => vec![Status::Approved, Status::Declined, Status::Pending],
         Some(list) => statuses(&list)?,
@@ -158,6 +209,8 @@ pub fn validate(spec: UrlSpec) -> Result<NewUrl, UrlSpecError> {
         body: spec.body,
         content_type: spec.content_type,
         follow_redirects: spec.follow_redirects,
+        headers: spec.headers,
+        timeout: spec.timeout,
     })
 }
 
@@ -212,13 +265,17 @@ mod tests {
             body: None,
             content_type: ContentType::Json,
             follow_redirects: false,
+            headers: vec![],
+            timeout: None,
         }
     }
+
+    const MAX: Duration = Duration::from_secs(10);
 
     fn refused(edit: impl FnOnce(&mut UrlSpec)) -> String {
         let mut s = spec();
         edit(&mut s);
-        match validate(s) {
+        match validate(s, MAX) {
             Ok(u) => panic!("should be refused: {u:?}"),
             Err(e) => crate::report::one_line(&e),
         }
@@ -229,7 +286,14 @@ mod tests {
         let mut s = spec();
         s.statuses = Some(vec!["Approved".into(), "confirmed".into(), "pending".into()]);
         s.goal = Some("Sale".into());
-        let u = validate(s).expect("valid");
+        s.timeout = Some(MAX);
+        s.headers = vec![Header {
+            name: "Authorization".into(),
+            value: "Bearer {sub1}".into(),
+        }];
+        let u = validate(s, MAX).expect("valid");
+        assert_eq!(u.timeout(), Some(MAX), "the bound itself is allowed");
+        assert_eq!(u.headers()[0].value, "Bearer {sub1}");
         assert_eq!(u.statuses(), [Status::Approved, Status::Pending]);
         assert_eq!(u.goal(), Some("Sale"));
         assert_eq!(u.method().as_str(), "GET");
@@ -288,6 +352,23 @@ mod tests {
                 "statuses: \"hold\"",
             ),
             (Box::new(|s| s.statuses = Some(vec![])), "name at least one"),
+            (
+                Box::new(|s| s.timeout = Some(Duration::from_millis(10_001))),
+                "timeout 10001 ms is above the global delivery.timeout (10000 ms)",
+            ),
+            (
+                Box::new(|s| s.timeout = Some(Duration::ZERO)),
+                "timeout must be at least 1 ms",
+            ),
+            (
+                Box::new(|s| {
+                    s.headers = vec![Header {
+                        name: "Host".into(),
+                        value: "x".into(),
+                    }]
+                }),
+                "header Host is set by",
+            ),
         ];
         for (edit, want) in cases {
             let msg = refused(edit);

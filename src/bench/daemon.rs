@@ -81,16 +81,21 @@ impl EndToEnd<'_> {
                 (E2E_OFFER, format!("/e2e/{j}?c={{conversion_id}}")),
                 (LATENCY_OFFER, format!("/lat/{{sub1}}?u={j}")),
             ] {
-                let new = url_spec::validate(UrlSpec {
-                    offer_id: offer.into(),
-                    url: format!("http://{}{path}", self.receiver.addr),
-                    method: Method::Get,
-                    goal: None,
-                    statuses: None,
-                    body: None,
-                    content_type: ContentType::Json,
-                    follow_redirects: false,
-                })?;
+                let new = url_spec::validate(
+                    UrlSpec {
+                        offer_id: offer.into(),
+                        url: format!("http://{}{path}", self.receiver.addr),
+                        method: Method::Get,
+                        goal: None,
+                        statuses: None,
+                        body: None,
+                        content_type: ContentType::Json,
+                        follow_redirects: false,
+                        headers: vec![],
+                        timeout: None,
+                    },
+                    self.world.cfg.delivery.timeout.0,
+                )?;
                 store::urls::add(&client, &new).await?;
             }
         }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::Dispatch;
 use crate::retry::{ErrorCode, Verdict, at_least_the_step, classify, jitter};
@@ -15,35 +14,11 @@ use crate::store::urls::UrlRow;
 
 /// Renders the request from `url` (the URL's current row) and the delivery's event.
 pub(super) fn prepare(job: &Job, url: &UrlRow) -> Result<sender::Request, String> {
-    let rand = Uuid::new_v4().to_string();
-    let templates = url.templates.as_ref().map_err(Clone::clone)?;
-    let rendered = templates
-        .url
-        .render_url(&job.event, &rand)
-        .map_err(|e| e.to_string())?;
-    let method = Method::from_stored(&url.method);
-    let body = match method {
-        Method::Post => {
-            let escape = url.body_escape();
-            let text = match &templates.body {
-                Some(t) => t.render(&job.event, escape, &rand),
-                None => job.event.canonical_json().to_string(),
-            };
-            Some((bytes::Bytes::from(text), escape.mime()))
-        }
-        Method::Get => None,
-    };
     let idempotency_key = match &job.event.event_id {
         Some(event_id) => format!("{event_id}:{}", url.id),
         None => job.delivery_id.to_string(),
     };
-    Ok(sender::Request {
-        method: method.to_reqwest(),
-        url: rendered,
-        body,
-        idempotency_key,
-        follow_redirects: url.follow_redirects,
-    })
+    sender::render::request(url, &job.event, idempotency_key)
 }
 
 /// Makes one attempt to `url` and decides what comes next.

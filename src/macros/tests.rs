@@ -335,3 +335,22 @@ fn a_macro_after_extra_slashes_is_in_the_host_and_refused() {
         "a literal host is fine"
     );
 }
+
+#[test]
+fn a_header_value_renders_with_no_control_character_left() {
+    let mut ev = sample();
+    ev.fields
+        .insert("comment".into(), "a\r\nX-Evil: 1\t\u{7f}\u{85}é b".into());
+    let t = Template::parse_header_value("Bearer {comment}:{sub1}").expect("parses");
+    let out = t.render(&ev, Escape::Header, "RAND");
+    assert_eq!(out, "Bearer a%0D%0AX-Evil: 1%09%7F%C2%85é b:s1");
+    assert!(reqwest::header::HeaderValue::from_str(&out).is_ok(), "{out}");
+}
+
+#[test]
+fn a_header_value_error_does_not_quote_the_value() {
+    let e = Template::parse_header_value("secretvalue {secretvalu}").expect_err("unknown");
+    assert!(!e.to_string().contains("secretvalu"), "{e}");
+    let e = Template::parse_header_value("x {clikid}").expect_err("unknown");
+    assert!(e.to_string().contains("did you mean `{clickid}`"), "{e}");
+}

@@ -23,6 +23,8 @@ fn get(url: &str) -> Request {
         body: None,
         idempotency_key: "key-1".into(),
         follow_redirects: true,
+        headers: vec![],
+        timeout: None,
     }
 }
 
@@ -165,5 +167,16 @@ fn excerpt_keeps_the_first_kib_and_no_nul() {
         got,
         format!("a{}", "é".repeat(EXCERPT_BYTES / 2 - 1)),
         "a split é is left out"
+    );
+}
+
+#[test]
+fn a_request_debugs_without_header_values_or_url_secrets() {
+    let mut req = get("http://h.test/p?token=s3cr3t");
+    req.headers = vec![("Authorization".into(), "Bearer s3cr3t".into())];
+    let shown = format!("{req:?}");
+    assert!(
+        shown.contains("Authorization") && !shown.contains("s3cr3t"),
+        "{shown}"
     );
 }

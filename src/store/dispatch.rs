@@ -106,7 +106,7 @@ const CLAIM: &str = "
     WHERE d.id = c.id AND u.id = d.url_id AND u.enabled AND u.removed_at IS NULL
     RETURNING d.id AS delivery_id, d.attempts, d.retry_base, d.event,
               u.id, u.offer_id, u.url, u.method, u.goal, u.statuses, u.body, u.content_type,
-              u.follow_redirects, u.enabled";
+              u.follow_redirects, u.enabled, u.headers, u.timeout_ms";
 
 /// [`CLAIM`] for due deliveries: `$5` URLs to skip, `$6` deliveries to skip.
 static CLAIM_DUE: LazyLock<String> = LazyLock::new(|| {

@@ -118,6 +118,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_redeliver_replay.sql")),
     (3, include_str!("../../migrations/0003_mask_secrets.sql")),
+    (4, include_str!("../../migrations/0004_url_headers_timeout.sql")),
 ];
 
 /// The versions [`migrate`] applies, in order.

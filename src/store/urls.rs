@@ -7,6 +7,7 @@ use tokio_postgres::Row;
 use super::{Result, StoreError};
 use crate::event::Event;
 use crate::macros::{Escape, Template};
+pub use crate::url_spec::Header;
 
 /// One cross-postback URL as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,6 +22,11 @@ pub struct UrlRow {
     pub content_type: String,
     pub follow_redirects: bool,
     pub enabled: bool,
+    /// Request headers of this URL's own; their values may be secrets (masked when shown).
+    #[serde(skip)]
+    pub headers: Vec<Header>,
+    /// This URL's request timeout in ms; `None`: the global `delivery.timeout`.
+    pub timeout_ms: Option<i32>,
     /// The templates, parsed once when the row is read (every attempt renders from them), or
     /// why they do not parse.
     #[serde(skip)]
@@ -33,30 +39,74 @@ pub struct Templates {
     pub url: Template,
     /// A POST's body template, when it has one (validated by `urls add`).
     pub body: Option<Template>,
+    /// Each header's name and value template, in order.
+    pub headers: Vec<(String, Template)>,
 }
 
 impl Templates {
-    fn parse(url: &str, method: &str, body: Option<&str>) -> std::result::Result<Templates, String> {
+    fn parse(
+        url: &str,
+        method: &str,
+        body: Option<&str>,
+        headers: &[Header],
+    ) -> std::result::Result<Templates, String> {
         let body = match body {
             Some(text) if method == "POST" => Some(Template::parse(text).map_err(|e| e.to_string())?),
             _ => None,
         };
+        let headers = headers
+            .iter()
+            .map(|h| {
+                Template::parse_header_value(&h.value)
+                    .map(|t| (h.name.clone(), t))
+                    .map_err(|e| format!("header {}: {e}", h.name))
+            })
+            .collect::<std::result::Result<_, _>>()?;
         Ok(Templates {
             url: Template::parse_url(url).map_err(|e| e.to_string())?,
             body,
+            headers,
         })
     }
 }
 
-pub(crate) const COLUMNS: &str =
-    "id, offer_id, url, method, goal, statuses, body, content_type, follow_redirects, enabled";
+/// Every column a [`UrlRow`] is read from; a query reading URL rows selects these.
+pub(crate) const COLUMNS: &str = "id, offer_id, url, method, goal, statuses, body, content_type, \
+     follow_redirects, enabled, headers, timeout_ms";
+
+/// The stored `headers` (a JSON array of `[name, value]`) as headers; an entry of another shape
+/// (written by hand) is skipped.
+fn headers_from_json(json: &serde_json::Value) -> Vec<Header> {
+    json.as_array()
+        .map(|pairs| {
+            pairs
+                .iter()
+                .filter_map(|pair| match pair.as_array().map(Vec::as_slice) {
+                    Some([n, v]) => Some(Header {
+                        name: n.as_str()?.to_owned(),
+                        value: v.as_str()?.to_owned(),
+                    }),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn headers_to_json(headers: &[Header]) -> serde_json::Value {
+    headers
+        .iter()
+        .map(|h| serde_json::json!([h.name, h.value]))
+        .collect()
+}
 
 impl UrlRow {
     pub(crate) fn from_row(row: &Row) -> UrlRow {
         let url: String = row.get("url");
         let method: String = row.get("method");
         let body: Option<String> = row.get("body");
-        let templates = Templates::parse(&url, &method, body.as_deref());
+        let headers = headers_from_json(&row.get::<_, serde_json::Value>("headers"));
+        let templates = Templates::parse(&url, &method, body.as_deref(), &headers);
         UrlRow {
             id: row.get("id"),
             offer_id: row.get("offer_id"),
@@ -68,6 +118,8 @@ impl UrlRow {
             content_type: row.get("content_type"),
             follow_redirects: row.get("follow_redirects"),
             enabled: row.get("enabled"),
+            headers,
+            timeout_ms: row.get("timeout_ms"),
             templates,
         }
     }
@@ -88,6 +140,13 @@ impl UrlRow {
         self.templates.as_ref().map_or("", |t| t.url.host_port())
     }
 
+    /// This URL's own request timeout, if it has one.
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        self.timeout_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(std::time::Duration::from_millis)
+    }
+
     pub fn body_escape(&self) -> Escape {
         Escape::for_content_type(&self.content_type)
     }
@@ -96,13 +155,20 @@ impl UrlRow {
 /// A URL to add, checked by [`crate::url_spec::validate`] (the only way to make one).
 pub use crate::url_spec::NewUrl;
 
+/// A stored timeout: whole milliseconds (validation bounds it by the global timeout).
+fn timeout_ms(new: &NewUrl) -> Option<i32> {
+    new.timeout()
+        .map(|t| i32::try_from(t.as_millis()).unwrap_or(i32::MAX))
+}
+
 pub async fn add(client: &impl GenericClient, new: &NewUrl) -> Result<i64> {
     let statuses: Vec<&str> = new.statuses().iter().map(|s| s.as_str()).collect();
     let row = client
         .query_one(
             "INSERT INTO cross_postback_urls
-                (offer_id, url, method, goal, statuses, body, content_type, follow_redirects)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                (offer_id, url, method, goal, statuses, body, content_type, follow_redirects,
+                 headers, timeout_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
             &[
                 &new.offer_id(),
                 &new.url(),
@@ -112,10 +178,84 @@ pub async fn add(client: &impl GenericClient, new: &NewUrl) -> Result<i64> {
                 &new.body(),
                 &new.content_type().as_str(),
                 &new.follow_redirects(),
+                &headers_to_json(new.headers()),
+                &timeout_ms(new),
             ],
         )
         .await?;
     Ok(row.get(0))
+}
+
+/// Replaces a URL's settings (its offer stays). Pending deliveries render from the new row at
+/// their next attempt: dispatch reads the URL's row again before each one. Returns whether a
+/// URL (not removed) had that id.
+pub async fn update(client: &impl GenericClient, id: i64, new: &NewUrl) -> Result<bool> {
+    let statuses: Vec<&str> = new.statuses().iter().map(|s| s.as_str()).collect();
+    let n = client
+        .execute(
+            "UPDATE cross_postback_urls
+             SET url = $2, method = $3, goal = $4, statuses = $5, body = $6, content_type = $7,
+                 follow_redirects = $8, headers = $9, timeout_ms = $10, updated_at = now()
+             WHERE id = $1 AND removed_at IS NULL",
+            &[
+                &id,
+                &new.url(),
+                &new.method().as_str(),
+                &new.goal(),
+                &statuses,
+                &new.body(),
+                &new.content_type().as_str(),
+                &new.follow_redirects(),
+                &headers_to_json(new.headers()),
+                &timeout_ms(new),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// One URL that is not removed.
+pub async fn get(client: &impl GenericClient, id: i64) -> Result<Option<UrlRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM cross_postback_urls WHERE id = $1 AND removed_at IS NULL");
+    let rows = client.query(&sql, &[&id]).await?;
+    Ok(rows.first().map(UrlRow::from_row))
+}
+
+/// An enabled URL of the same offer with exactly these settings, other than `except`.
+pub async fn find_duplicate(
+    client: &impl GenericClient,
+    new: &NewUrl,
+    except: Option<i64>,
+) -> Result<Option<i64>> {
+    let statuses: Vec<&str> = new.statuses().iter().map(|s| s.as_str()).collect();
+    let row = client
+        .query_opt(
+            "SELECT id FROM cross_postback_urls
+             WHERE enabled AND removed_at IS NULL AND offer_id = $1 AND url = $2 AND method = $3
+               AND goal IS NOT DISTINCT FROM $4
+               AND (SELECT array_agg(s ORDER BY s) FROM unnest(statuses) s)
+                   = (SELECT array_agg(s ORDER BY s) FROM unnest($5::text[]) s)
+               AND body IS NOT DISTINCT FROM $6 AND content_type = $7
+               AND follow_redirects = $8 AND headers = $9
+               AND timeout_ms IS NOT DISTINCT FROM $10
+               AND ($11::bigint IS NULL OR id <> $11)
+             ORDER BY id LIMIT 1",
+            &[
+                &new.offer_id(),
+                &new.url(),
+                &new.method().as_str(),
+                &new.goal(),
+                &statuses,
+                &new.body(),
+                &new.content_type().as_str(),
+                &new.follow_redirects(),
+                &headers_to_json(new.headers()),
+                &timeout_ms(new),
+                &except,
+            ],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 pub async fn list(client: &impl GenericClient, offer: Option<&str>) -> Result<Vec<UrlRow>> {

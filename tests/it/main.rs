@@ -36,4 +36,6 @@ mod stale;
 mod startup;
 mod supervision;
 mod unsendable;
+mod url_service;
+mod url_service_api;
 mod walkthrough;

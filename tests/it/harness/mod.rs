@@ -153,9 +153,12 @@ impl Env {
             body: None,
             content_type: cross_postback::cli::ContentType::Json,
             follow_redirects: false,
+            headers: vec![],
+            timeout: None,
+            allow_duplicate: false,
         };
         edit(&mut add);
-        let new = cross_postback::cli::validate_url(add).expect("valid URL");
+        let new = cross_postback::cli::validate_url(add, self.cfg.delivery.timeout.0).expect("valid URL");
         let pool = self.pool();
         let client = pool.get().await.expect("db");
         store::urls::add(&client, &new).await.expect("url added")
