@@ -13,10 +13,8 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 use futures_util::StreamExt;
+use lapin::Channel;
 use lapin::message::Delivery;
-use lapin::options::{BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
-use lapin::{Channel, Consumer};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -53,9 +51,11 @@ pub enum IntakeError {
 mod acks;
 mod budget;
 mod parse;
+mod subscription;
 
 use acks::Acks;
 use budget::{Budget, Held};
+use subscription::Subscription;
 
 /// A delivery taken from the consumer, parsed, with the room its body holds in the budget.
 type Taken = (Delivery, sql::Message, Held);
@@ -112,23 +112,29 @@ impl Intake {
         let mut events = conn.events_listener();
         let channel = conn.create_channel().await?;
         amqp::declare_topology(&channel, cfg).await?;
-        channel
-            .basic_qos(cfg.prefetch, BasicQosOptions::default())
-            .await?;
         let dlx = amqp::confirm_channel(&conn).await?;
+        // Room for every prefetched message at its largest valid size: valid traffic never
+        // waits for it; larger messages are asked for fewer at a time.
+        let budget = Budget::new(
+            usize::from(cfg.prefetch).saturating_mul(cfg.max_message_bytes),
+            self.metrics.intake_bytes.clone(),
+            self.metrics.intake_bytes_peak.clone(),
+        );
         let tag = format!("cross-postback-{}", self.owner);
-        let mut consumer = channel
-            .basic_consume(
-                cfg.queue.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let mut sub = Subscription::new(
+            channel.clone(),
+            &cfg.queue,
+            tag,
+            cfg.prefetch,
+            cfg.max_message_bytes,
+        );
+        sub.start(&budget).await?;
         self.health.set_broker(true);
         tracing::info!(queue = %cfg.queue, prefetch = cfg.prefetch, "consuming");
         let acks = Arc::new(Acks::new(channel.clone()));
-        let result = self.consume(&acks, dlx, &mut consumer, &mut events, stop).await;
+        let result = self
+            .consume(&acks, dlx, &mut sub, &budget, &mut events, stop)
+            .await;
         // Closing the connection hands every unacked message back to the queue.
         let _ = conn.close(200, "bye".into()).await;
         result
@@ -140,7 +146,8 @@ impl Intake {
         &self,
         acks: &Arc<Acks>,
         dlx: Channel,
-        consumer: &mut Consumer,
+        sub: &mut Subscription,
+        budget: &Budget,
         events: &mut (impl futures_util::Stream<Item = lapin::Event> + Unpin),
         stop: &CancellationToken,
     ) -> Result<(), IntakeError> {
@@ -152,16 +159,8 @@ impl Intake {
             let (me, acks, dlx) = (self.clone(), Arc::clone(acks), dlx.clone());
             lanes.spawn(async move { me.lane(rx, &acks, &dlx).await });
         }
-        // Room for every prefetched message at its largest valid size; oversized ones wait.
-        let budget = Budget::new(
-            usize::from(self.cfg.amqp.prefetch).saturating_mul(self.cfg.amqp.max_message_bytes),
-            self.metrics.intake_bytes.clone(),
-            self.metrics.intake_bytes_peak.clone(),
-        );
         let result = loop {
-            let next = self
-                .next_delivery(consumer, events, &mut lanes, stop, &budget)
-                .await;
+            let next = self.next_delivery(sub, events, &mut lanes, stop, budget).await;
             let (delivery, held) = match next {
                 Ok(Some(taken)) => taken,
                 Ok(None) => break Ok(()),
@@ -197,30 +196,25 @@ impl Intake {
         outcome
     }
 
-    /// The next delivery, once there is room for its body; `None` once stopping.
+    /// The next delivery, counted in the budget; `None` once stopping.
     async fn next_delivery(
         &self,
-        consumer: &mut Consumer,
+        sub: &mut Subscription,
         events: &mut (impl futures_util::Stream<Item = lapin::Event> + Unpin),
         lanes: &mut JoinSet<Result<(), IntakeError>>,
         stop: &CancellationToken,
         budget: &Budget,
     ) -> Result<Option<(Delivery, Held)>, IntakeError> {
-        let next = tokio::select! {
+        let delivery = tokio::select! {
             biased;
             _ = stop.cancelled() => return Ok(None),
             Some(ended) = lanes.join_next() => return lane_end(ended).map(|()| None),
             Some(lapin::Event::Error(e)) = events.next() => return Err(e.into()),
-            next = consumer.next() => next,
+            next = sub.next(budget) => next?,
         };
-        let delivery = take(next)?;
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => Ok(None),
-            Some(ended) = lanes.join_next() => lane_end(ended).map(|()| None),
-            Some(lapin::Event::Error(e)) = events.next() => Err(e.into()),
-            held = budget.take(delivery.data.len()) => Ok(Some((delivery, held))),
-        }
+        let held = budget.take(delivery.data.len());
+        sub.taken(delivery.data.len(), budget).await?;
+        Ok(Some((delivery, held)))
     }
 
     /// One lane: batches of what has arrived, each decided and logged in one transaction.
@@ -376,14 +370,5 @@ fn lane_end(ended: Result<Result<(), IntakeError>, tokio::task::JoinError>) -> R
     match ended {
         Ok(result) => result,
         Err(e) => Err(IntakeError::LanePanicked(e.to_string())),
-    }
-}
-
-/// A consumer stream item: a delivery, or the reason the consumer is gone.
-fn take(next: Option<lapin::Result<Delivery>>) -> Result<Delivery, IntakeError> {
-    match next {
-        Some(Ok(d)) => Ok(d),
-        Some(Err(e)) => Err(e.into()),
-        None => Err(IntakeError::Cancelled),
     }
 }
