@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::amqp;
 use crate::event;
+use crate::output;
 use crate::store::intake as sql;
 
 /// How much of an oversized body is kept in `rejected_messages`.
@@ -31,13 +32,16 @@ pub(super) fn message(d: &Delivery, max: usize) -> sql::Message {
     } else {
         d.data.clone()
     };
-    tracing::warn!(routing_key = %d.routing_key, reason = %reason, "invalid message rejected");
+    // The key is the publisher's text: cleaned as for Postgres, then with its control
+    // characters escaped, so it cannot forge a log line or drive a terminal.
+    let routing_key = amqp::clean(d.routing_key.as_str());
+    tracing::warn!(routing_key = %output::printable(&routing_key), reason = %reason, "invalid message rejected");
     sql::Message::Invalid(sql::Rejected {
         body,
         size: d.data.len(),
         sha256: truncated.then(|| Sha256::digest(&d.data).to_vec()),
         truncated,
-        routing_key: amqp::clean(d.routing_key.as_str()),
+        routing_key,
         headers: amqp::headers_json(d.properties.headers().as_ref()),
         reason,
     })

@@ -29,6 +29,7 @@ mod redeliver;
 mod rejected;
 mod replicas;
 mod retries;
+mod routing_key_log;
 mod stale;
 mod startup;
 mod supervision;
