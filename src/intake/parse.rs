@@ -26,6 +26,15 @@ pub(super) fn message(d: &Delivery, max: usize) -> sql::Message {
             Err(invalid) => invalid.0,
         }
     };
+    let rejected = rejected(d, max, reason);
+    if let sql::Message::Invalid(r) = &rejected {
+        tracing::warn!(routing_key = %output::printable(&r.routing_key), reason = %r.reason, "invalid message rejected");
+    }
+    rejected
+}
+
+/// A message rejected for `reason`, kept with its body (or the first 64 KiB of it).
+pub(super) fn rejected(d: &Delivery, max: usize, reason: String) -> sql::Message {
     let truncated = d.data.len() > max;
     let body = if truncated {
         d.data[..OVERSIZED_KEEP.min(d.data.len())].to_vec()
@@ -35,7 +44,6 @@ pub(super) fn message(d: &Delivery, max: usize) -> sql::Message {
     // The key is the publisher's text: cleaned as for Postgres, then with its control
     // characters escaped, so it cannot forge a log line or drive a terminal.
     let routing_key = amqp::clean(d.routing_key.as_str());
-    tracing::warn!(routing_key = %output::printable(&routing_key), reason = %reason, "invalid message rejected");
     sql::Message::Invalid(sql::Rejected {
         body,
         size: d.data.len(),

@@ -67,7 +67,8 @@ pub enum LogError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Deciding from a guessed (empty) history would announce the event again and overwrite
-    /// the stored one: the batch stops here until the row is fixed.
+    /// the stored one: nothing is written, and the caller rejects this conversion's messages
+    /// and logs the batch again without them.
     #[error(
         "conversion {conversion_id}: the stored history does not decode ({cause}); no event of this conversion can be decided until the row is fixed"
     )]
