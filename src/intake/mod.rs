@@ -57,6 +57,19 @@ use acks::Acks;
 use budget::{Budget, Held};
 use subscription::Subscription;
 
+/// What batches committed but not acked leave to dispatch, given back once the session's
+/// connection is closed.
+type Unsettled = Arc<std::sync::Mutex<Vec<store::dispatch::HandOff>>>;
+
+/// What the lanes of one session share to settle their batches after the commit.
+#[derive(Clone)]
+struct Settle {
+    acks: Arc<Acks>,
+    /// The publisher-confirms channel for dead letters.
+    dlx: Channel,
+    unsettled: Unsettled,
+}
+
 /// A delivery taken from the consumer, parsed, with the room its body holds in the budget.
 type Taken = (Delivery, sql::Message, Held);
 
@@ -131,12 +144,23 @@ impl Intake {
         sub.start(&budget).await?;
         self.health.set_broker(true);
         tracing::info!(queue = %cfg.queue, prefetch = cfg.prefetch, "consuming");
-        let acks = Arc::new(Acks::new(channel.clone()));
-        let result = self
-            .consume(&acks, dlx, &mut sub, &budget, &mut events, stop)
-            .await;
+        let settle = Settle {
+            acks: Arc::new(Acks::new(channel.clone())),
+            dlx,
+            unsettled: Unsettled::default(),
+        };
+        let result = self.consume(&settle, &mut sub, &budget, &mut events, stop).await;
         // Closing the connection hands every unacked message back to the queue.
-        let _ = conn.close(200, "bye".into()).await;
+        let closed = conn.close(200, "bye".into()).await;
+        let unsettled = std::mem::take(&mut *settle.unsettled.lock().unwrap_or_else(|e| e.into_inner()));
+        // Only now are the messages of committed but unacked batches back in the queue, so no
+        // one sends their deliveries while one is unacked. If the close failed the broker may
+        // not know yet: the leases then run out instead.
+        if closed.is_ok() {
+            for hand_off in unsettled {
+                self.dispatch.give_back(hand_off).await;
+            }
+        }
         result
     }
 
@@ -144,8 +168,7 @@ impl Intake {
     /// they hold. A lane that fails ends the session.
     async fn consume(
         &self,
-        acks: &Arc<Acks>,
-        dlx: Channel,
+        settle: &Settle,
         sub: &mut Subscription,
         budget: &Budget,
         events: &mut (impl futures_util::Stream<Item = lapin::Event> + Unpin),
@@ -156,8 +179,8 @@ impl Intake {
         for _ in 0..self.cfg.amqp.lanes {
             let (tx, rx) = mpsc::channel::<Taken>(self.cfg.amqp.batch_size);
             senders.push(tx);
-            let (me, acks, dlx) = (self.clone(), Arc::clone(acks), dlx.clone());
-            lanes.spawn(async move { me.lane(rx, &acks, &dlx).await });
+            let (me, settle) = (self.clone(), settle.clone());
+            lanes.spawn(async move { me.lane(rx, &settle).await });
         }
         let result = loop {
             let next = self.next_delivery(sub, events, &mut lanes, stop, budget).await;
@@ -166,7 +189,7 @@ impl Intake {
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             };
-            acks.received(delivery.delivery_tag);
+            settle.acks.received(delivery.delivery_tag);
             // Parsed once, here: the lane needs the conversion id, the transaction the event.
             let message = parse::message(&delivery, self.cfg.amqp.max_message_bytes);
             let lane = lane_of(&message, delivery.delivery_tag, senders.len());
@@ -223,12 +246,7 @@ impl Intake {
     /// batch, so the earlier event's first attempt is handed over (in flight) before the later
     /// one is decided. A Pending followed at once by its Approved then sends both, in order,
     /// and no delivery is superseded by an event of its own batch (it would get no attempt).
-    async fn lane(
-        &self,
-        mut rx: mpsc::Receiver<Taken>,
-        acks: &Acks,
-        dlx: &Channel,
-    ) -> Result<(), IntakeError> {
+    async fn lane(&self, mut rx: mpsc::Receiver<Taken>, settle: &Settle) -> Result<(), IntakeError> {
         let mut next = None;
         loop {
             let first = match next.take() {
@@ -247,11 +265,11 @@ impl Intake {
                 }
                 batch.push(taken);
             }
-            self.process(acks, dlx, batch).await?;
+            self.process(settle, batch).await?;
         }
     }
 
-    async fn process(&self, acks: &Acks, dlx: &Channel, taken: Vec<Taken>) -> Result<(), IntakeError> {
+    async fn process(&self, settle: &Settle, taken: Vec<Taken>) -> Result<(), IntakeError> {
         let mut batch = Vec::with_capacity(taken.len());
         let mut messages = Vec::with_capacity(taken.len());
         // Released when this returns: acked, or the session ends (and the broker requeues).
@@ -262,10 +280,14 @@ impl Intake {
             held.push(h);
         }
         let logged = self.log(&batch, &mut messages).await?;
-        if let Err(e) = self.finish(acks, dlx, &batch, &messages).await {
-            // Committed but not acked: the redelivered messages will be duplicates, so give the
-            // first attempts' leases back now rather than let them wait out the lease.
-            self.dispatch.give_back(logged.hand_off).await;
+        if let Err(e) = self.finish(&settle.acks, &settle.dlx, &batch, &messages).await {
+            // Committed but not acked: the session ends, and once its connection is closed (the
+            // messages back in the queue) the leases are given back.
+            settle
+                .unsettled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(logged.hand_off);
             return Err(e);
         }
         self.count(&messages, &logged);
@@ -273,7 +295,7 @@ impl Intake {
         if let Some(last) = batch.iter().map(|d| d.delivery_tag).max() {
             // No request while one of these is unacked: a lane that committed ahead of an
             // earlier delivery in another lane waits for that commit's ack.
-            acks.wait_acked(last).await;
+            settle.acks.wait_acked(last).await;
         }
         // Acked: the waiting deliveries may now be handed on (by the recorder once the attempt
         // in flight ends, or by a poller).
