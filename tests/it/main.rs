@@ -26,6 +26,7 @@ mod order;
 mod outages;
 mod per_host;
 mod redeliver;
+mod redeliver_locks;
 mod rejected;
 mod replicas;
 mod retries;
