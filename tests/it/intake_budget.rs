@@ -47,6 +47,12 @@ async fn a_flood_of_large_messages_stays_within_the_byte_budget() {
     // Bodies arrive in frames and are copied once to be dead-lettered: room for that, plus
     // the budget and what the broker sent before it read a cancel (a few messages).
     let bound = baseline + 3 * budget + 8 * SIZE as u64;
+    eprintln!(
+        "peak RSS {} MiB, idle {} MiB, bound {} MiB",
+        peak >> 20,
+        baseline >> 20,
+        bound >> 20
+    );
     assert!(
         peak < bound,
         "peak RSS {} MiB over the bound {} MiB (idle {} MiB, budget {} MiB, all queued {} MiB)",
