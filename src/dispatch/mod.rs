@@ -84,11 +84,16 @@ impl Dispatch {
         self.submit_all(jobs, hand_off.jobs).await;
     }
 
-    /// Gives back the first attempts' leases of a batch that was committed but not acked: the
-    /// redelivered messages will be duplicates, so they need not wait out the lease.
+    /// Gives back the leases of a batch that was committed but not acked, once its messages
+    /// are back in the queue (the session's connection closed): the redelivered messages will
+    /// be duplicates, so the first attempts need not wait out the lease, and the waiting
+    /// deliveries are handed on as after an ack. Never call it while the messages may still be
+    /// unacked: a poller could then send a delivery before its message is settled.
     pub async fn give_back(&self, hand_off: HandOff) {
-        let ids: Vec<i64> = hand_off.jobs.iter().map(|j| j.delivery_id).collect();
+        let mut ids: Vec<i64> = hand_off.jobs.iter().map(|j| j.delivery_id).collect();
+        ids.extend(&hand_off.held_until_acked);
         recorder::release(self, &ids).await;
+        self.note_waiting(hand_off.waiting);
     }
 
     /// Queues claimed jobs for sending; once dispatch has stopped taking jobs, the leases of

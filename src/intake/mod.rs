@@ -13,10 +13,8 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 use futures_util::StreamExt;
+use lapin::Channel;
 use lapin::message::Delivery;
-use lapin::options::{BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
-use lapin::{Channel, Consumer};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -52,10 +50,26 @@ pub enum IntakeError {
 
 mod acks;
 mod budget;
+mod log;
 mod parse;
+mod subscription;
 
 use acks::Acks;
 use budget::{Budget, Held};
+use subscription::Subscription;
+
+/// What batches committed but not acked leave to dispatch, given back once the session's
+/// connection is closed.
+type Unsettled = Arc<std::sync::Mutex<Vec<store::dispatch::HandOff>>>;
+
+/// What the lanes of one session share to settle their batches after the commit.
+#[derive(Clone)]
+struct Settle {
+    acks: Arc<Acks>,
+    /// The publisher-confirms channel for dead letters.
+    dlx: Channel,
+    unsettled: Unsettled,
+}
 
 /// A delivery taken from the consumer, parsed, with the room its body holds in the budget.
 type Taken = (Delivery, sql::Message, Held);
@@ -112,25 +126,42 @@ impl Intake {
         let mut events = conn.events_listener();
         let channel = conn.create_channel().await?;
         amqp::declare_topology(&channel, cfg).await?;
-        channel
-            .basic_qos(cfg.prefetch, BasicQosOptions::default())
-            .await?;
         let dlx = amqp::confirm_channel(&conn).await?;
+        // Room for every prefetched message at its largest valid size: valid traffic never
+        // waits for it; larger messages are asked for fewer at a time.
+        let budget = Budget::new(
+            usize::from(cfg.prefetch).saturating_mul(cfg.max_message_bytes),
+            self.metrics.intake_bytes.clone(),
+            self.metrics.intake_bytes_peak.clone(),
+        );
         let tag = format!("cross-postback-{}", self.owner);
-        let mut consumer = channel
-            .basic_consume(
-                cfg.queue.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let mut sub = Subscription::new(
+            channel.clone(),
+            &cfg.queue,
+            tag,
+            cfg.prefetch,
+            cfg.max_message_bytes,
+        );
+        sub.start(&budget).await?;
         self.health.set_broker(true);
         tracing::info!(queue = %cfg.queue, prefetch = cfg.prefetch, "consuming");
-        let acks = Arc::new(Acks::new(channel.clone()));
-        let result = self.consume(&acks, dlx, &mut consumer, &mut events, stop).await;
+        let settle = Settle {
+            acks: Arc::new(Acks::new(channel.clone())),
+            dlx,
+            unsettled: Unsettled::default(),
+        };
+        let result = self.consume(&settle, &mut sub, &budget, &mut events, stop).await;
         // Closing the connection hands every unacked message back to the queue.
-        let _ = conn.close(200, "bye".into()).await;
+        let closed = conn.close(200, "bye".into()).await;
+        let unsettled = std::mem::take(&mut *settle.unsettled.lock().unwrap_or_else(|e| e.into_inner()));
+        // Only now are the messages of committed but unacked batches back in the queue, so no
+        // one sends their deliveries while one is unacked. If the close failed the broker may
+        // not know yet: the leases then run out instead.
+        if closed.is_ok() {
+            for hand_off in unsettled {
+                self.dispatch.give_back(hand_off).await;
+            }
+        }
         result
     }
 
@@ -138,9 +169,9 @@ impl Intake {
     /// they hold. A lane that fails ends the session.
     async fn consume(
         &self,
-        acks: &Arc<Acks>,
-        dlx: Channel,
-        consumer: &mut Consumer,
+        settle: &Settle,
+        sub: &mut Subscription,
+        budget: &Budget,
         events: &mut (impl futures_util::Stream<Item = lapin::Event> + Unpin),
         stop: &CancellationToken,
     ) -> Result<(), IntakeError> {
@@ -149,25 +180,17 @@ impl Intake {
         for _ in 0..self.cfg.amqp.lanes {
             let (tx, rx) = mpsc::channel::<Taken>(self.cfg.amqp.batch_size);
             senders.push(tx);
-            let (me, acks, dlx) = (self.clone(), Arc::clone(acks), dlx.clone());
-            lanes.spawn(async move { me.lane(rx, &acks, &dlx).await });
+            let (me, settle) = (self.clone(), settle.clone());
+            lanes.spawn(async move { me.lane(rx, &settle).await });
         }
-        // Room for every prefetched message at its largest valid size; oversized ones wait.
-        let budget = Budget::new(
-            usize::from(self.cfg.amqp.prefetch).saturating_mul(self.cfg.amqp.max_message_bytes),
-            self.metrics.intake_bytes.clone(),
-            self.metrics.intake_bytes_peak.clone(),
-        );
         let result = loop {
-            let next = self
-                .next_delivery(consumer, events, &mut lanes, stop, &budget)
-                .await;
+            let next = self.next_delivery(sub, events, &mut lanes, stop, budget).await;
             let (delivery, held) = match next {
                 Ok(Some(taken)) => taken,
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             };
-            acks.received(delivery.delivery_tag);
+            settle.acks.received(delivery.delivery_tag);
             // Parsed once, here: the lane needs the conversion id, the transaction the event.
             let message = parse::message(&delivery, self.cfg.amqp.max_message_bytes);
             let lane = lane_of(&message, delivery.delivery_tag, senders.len());
@@ -197,30 +220,25 @@ impl Intake {
         outcome
     }
 
-    /// The next delivery, once there is room for its body; `None` once stopping.
+    /// The next delivery, counted in the budget; `None` once stopping.
     async fn next_delivery(
         &self,
-        consumer: &mut Consumer,
+        sub: &mut Subscription,
         events: &mut (impl futures_util::Stream<Item = lapin::Event> + Unpin),
         lanes: &mut JoinSet<Result<(), IntakeError>>,
         stop: &CancellationToken,
         budget: &Budget,
     ) -> Result<Option<(Delivery, Held)>, IntakeError> {
-        let next = tokio::select! {
+        let delivery = tokio::select! {
             biased;
             _ = stop.cancelled() => return Ok(None),
             Some(ended) = lanes.join_next() => return lane_end(ended).map(|()| None),
             Some(lapin::Event::Error(e)) = events.next() => return Err(e.into()),
-            next = consumer.next() => next,
+            next = sub.next(budget) => next?,
         };
-        let delivery = take(next)?;
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => Ok(None),
-            Some(ended) = lanes.join_next() => lane_end(ended).map(|()| None),
-            Some(lapin::Event::Error(e)) = events.next() => Err(e.into()),
-            held = budget.take(delivery.data.len()) => Ok(Some((delivery, held))),
-        }
+        let held = budget.take(delivery.data.len());
+        sub.taken(delivery.data.len(), budget).await?;
+        Ok(Some((delivery, held)))
     }
 
     /// One lane: batches of what has arrived, each decided and logged in one transaction.
@@ -229,12 +247,7 @@ impl Intake {
     /// batch, so the earlier event's first attempt is handed over (in flight) before the later
     /// one is decided. A Pending followed at once by its Approved then sends both, in order,
     /// and no delivery is superseded by an event of its own batch (it would get no attempt).
-    async fn lane(
-        &self,
-        mut rx: mpsc::Receiver<Taken>,
-        acks: &Acks,
-        dlx: &Channel,
-    ) -> Result<(), IntakeError> {
+    async fn lane(&self, mut rx: mpsc::Receiver<Taken>, settle: &Settle) -> Result<(), IntakeError> {
         let mut next = None;
         loop {
             let first = match next.take() {
@@ -253,11 +266,11 @@ impl Intake {
                 }
                 batch.push(taken);
             }
-            self.process(acks, dlx, batch).await?;
+            self.process(settle, batch).await?;
         }
     }
 
-    async fn process(&self, acks: &Acks, dlx: &Channel, taken: Vec<Taken>) -> Result<(), IntakeError> {
+    async fn process(&self, settle: &Settle, taken: Vec<Taken>) -> Result<(), IntakeError> {
         let mut batch = Vec::with_capacity(taken.len());
         let mut messages = Vec::with_capacity(taken.len());
         // Released when this returns: acked, or the session ends (and the broker requeues).
@@ -267,11 +280,15 @@ impl Intake {
             messages.push(m);
             held.push(h);
         }
-        let logged = self.log(&messages).await?;
-        if let Err(e) = self.finish(acks, dlx, &batch, &messages).await {
-            // Committed but not acked: the redelivered messages will be duplicates, so give the
-            // first attempts' leases back now rather than let them wait out the lease.
-            self.dispatch.give_back(logged.hand_off).await;
+        let logged = self.log(&batch, &mut messages).await?;
+        if let Err(e) = self.finish(&settle.acks, &settle.dlx, &batch, &messages).await {
+            // Committed but not acked: the session ends, and once its connection is closed (the
+            // messages back in the queue) the leases are given back.
+            settle
+                .unsettled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(logged.hand_off);
             return Err(e);
         }
         self.count(&messages, &logged);
@@ -279,7 +296,7 @@ impl Intake {
         if let Some(last) = batch.iter().map(|d| d.delivery_tag).max() {
             // No request while one of these is unacked: a lane that committed ahead of an
             // earlier delivery in another lane waits for that commit's ack.
-            acks.wait_acked(last).await;
+            settle.acks.wait_acked(last).await;
         }
         // Acked: the waiting deliveries may now be handed on (by the recorder once the attempt
         // in flight ends, or by a poller).
@@ -303,19 +320,6 @@ impl Intake {
         }
         acks.done(batch.iter().map(|d| d.delivery_tag)).await?;
         Ok(())
-    }
-
-    async fn log(&self, messages: &[sql::Message]) -> Result<sql::Logged, IntakeError> {
-        let lease = self.cfg.delivery.lease.0;
-        let mut tries = 0;
-        loop {
-            let mut client = self.pool.get().await.map_err(StoreError::from)?;
-            match sql::log_batch(&mut client, messages, self.owner, lease).await {
-                Ok(logged) => return Ok(logged),
-                Err(e) if e.is_retryable_conflict() && tries < CONFLICT_RETRIES => tries += 1,
-                Err(e) => return Err(e.into()),
-            }
-        }
     }
 
     async fn dead_letter(&self, dlx: &Channel, d: &Delivery, reason: &str) -> Result<(), IntakeError> {
@@ -376,14 +380,5 @@ fn lane_end(ended: Result<Result<(), IntakeError>, tokio::task::JoinError>) -> R
     match ended {
         Ok(result) => result,
         Err(e) => Err(IntakeError::LanePanicked(e.to_string())),
-    }
-}
-
-/// A consumer stream item: a delivery, or the reason the consumer is gone.
-fn take(next: Option<lapin::Result<Delivery>>) -> Result<Delivery, IntakeError> {
-    match next {
-        Some(Ok(d)) => Ok(d),
-        Some(Err(e)) => Err(e.into()),
-        None => Err(IntakeError::Cancelled),
     }
 }

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::amqp;
 use crate::event;
+use crate::output;
 use crate::store::intake as sql;
 
 /// How much of an oversized body is kept in `rejected_messages`.
@@ -25,19 +26,30 @@ pub(super) fn message(d: &Delivery, max: usize) -> sql::Message {
             Err(invalid) => invalid.0,
         }
     };
+    let rejected = rejected(d, max, reason);
+    if let sql::Message::Invalid(r) = &rejected {
+        tracing::warn!(routing_key = %output::printable(&r.routing_key), reason = %r.reason, "invalid message rejected");
+    }
+    rejected
+}
+
+/// A message rejected for `reason`, kept with its body (or the first 64 KiB of it).
+pub(super) fn rejected(d: &Delivery, max: usize, reason: String) -> sql::Message {
     let truncated = d.data.len() > max;
     let body = if truncated {
         d.data[..OVERSIZED_KEEP.min(d.data.len())].to_vec()
     } else {
         d.data.clone()
     };
-    tracing::warn!(routing_key = %d.routing_key, reason = %reason, "invalid message rejected");
+    // The key is the publisher's text: cleaned as for Postgres, then with its control
+    // characters escaped, so it cannot forge a log line or drive a terminal.
+    let routing_key = amqp::clean(d.routing_key.as_str());
     sql::Message::Invalid(sql::Rejected {
         body,
         size: d.data.len(),
         sha256: truncated.then(|| Sha256::digest(&d.data).to_vec()),
         truncated,
-        routing_key: amqp::clean(d.routing_key.as_str()),
+        routing_key,
         headers: amqp::headers_json(d.properties.headers().as_ref()),
         reason,
     })

@@ -67,7 +67,8 @@ pub enum LogError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Deciding from a guessed (empty) history would announce the event again and overwrite
-    /// the stored one: the batch stops here until the row is fixed.
+    /// the stored one: nothing is written, and the caller rejects this conversion's messages
+    /// and logs the batch again without them.
     #[error(
         "conversion {conversion_id}: the stored history does not decode ({cause}); no event of this conversion can be decided until the row is fixed"
     )]
@@ -211,7 +212,7 @@ const READ_CONVERSIONS: &str = "SELECT conversion_id, history FROM conversions W
 /// concurrent `urls disable` or `urls remove` takes its URL's offer exclusively, so it waits
 /// for this commit and then cancels what this batch logged; and a batch that starts after it
 /// reads the URL disabled. Nothing is written to take them.
-const LOCK_OFFERS: &str = "SELECT pg_advisory_xact_lock_shared($2::int4, h) FROM
+pub(super) const LOCK_OFFERS: &str = "SELECT pg_advisory_xact_lock_shared($2::int4, h) FROM
     (SELECT DISTINCT hashtext(o) AS h FROM unnest($1::text[]) AS o) AS s
     ORDER BY h";
 

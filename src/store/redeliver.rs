@@ -3,8 +3,11 @@
 //!
 //! Locks: the intake transaction's per-conversion advisory locks, taken in the same hash order,
 //! so a redelivery and a newer event of the same conversion serialise (and cannot deadlock): the
-//! newer event then supersedes the redelivered delivery like any pending one. The URLs are read
-//! `FOR SHARE`, so a concurrent `urls disable` waits and then cancels what was queued.
+//! newer event then supersedes the redelivered delivery like any pending one. Then, as intake
+//! does, the offers' locks, shared: a concurrent `urls disable` or `urls remove` (which takes
+//! its URL's offer exclusively before it touches any row) waits and then cancels what was
+//! queued, and a redelivery after it reads the URL disabled. No URL row is locked, so the two
+//! cannot deadlock over the URL row and the delivery rows.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -124,6 +127,7 @@ pub async fn one(
         return Err(StoreError::Invalid(format!("no delivery with id {id}")));
     };
     lock_conversions(&tx, &[conversion]).await?;
+    lock_offers(&tx, &[id]).await?;
     let candidate = candidates(&tx, &[id]).await?.pop();
     let Some(candidate) = candidate else {
         return Err(StoreError::Invalid(format!("no delivery with id {id}")));
@@ -159,6 +163,7 @@ pub async fn failed(
     let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     let conversions: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
     lock_conversions(&tx, &conversions).await?;
+    lock_offers(&tx, &ids).await?;
     let mut batch = Batch::default();
     let mut ok = Vec::new();
     // Under the locks, again: one may have changed since it was picked.
@@ -192,6 +197,26 @@ async fn lock_conversions(tx: &impl GenericClient, conversions: &[String]) -> Re
     Ok(())
 }
 
+/// The intake transaction's shared locks on the offers of these deliveries' URLs, in its order.
+async fn lock_offers(tx: &impl GenericClient, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let offers: Vec<String> = tx
+        .query(
+            "SELECT DISTINCT u.offer_id FROM deliveries d
+             JOIN cross_postback_urls u ON u.id = d.url_id WHERE d.id = ANY($1)",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    tx.execute(super::intake::LOCK_OFFERS, &[&offers, &super::urls::OFFER_LOCKS])
+        .await?;
+    Ok(())
+}
+
 /// Reads and locks the deliveries, with what [`check`] needs to know of their neighbours.
 async fn candidates(tx: &impl GenericClient, ids: &[i64]) -> Result<Vec<Candidate>> {
     if ids.is_empty() {
@@ -211,7 +236,7 @@ async fn candidates(tx: &impl GenericClient, ids: &[i64]) -> Result<Vec<Candidat
              FROM deliveries d JOIN cross_postback_urls u ON u.id = d.url_id
              WHERE d.id = ANY($1)
              ORDER BY d.id
-             FOR UPDATE OF d FOR SHARE OF u",
+             FOR UPDATE OF d",
             &[&ids],
         )
         .await?;

@@ -121,13 +121,65 @@ async fn a_pending_and_its_approved_queued_together_are_both_sent_in_order() {
     assert_eq!(sent, ["pending", "approved"]);
 }
 
-/// A history that no longer decodes stops the batch with an error naming the conversion:
-/// nothing is decided (or fired) from a guessed, empty history.
+/// A history that no longer decodes is that conversion's problem only: its event is rejected
+/// with a reason naming the conversion (stored and dead-lettered, so it can be replayed once the
+/// row is fixed), nothing is decided or fired from a guessed history, and intake goes on.
 #[tokio::test]
-async fn an_undecodable_history_stops_the_batch_and_names_the_conversion() {
+async fn an_undecodable_history_rejects_that_conversions_event_and_intake_goes_on() {
     let env = Env::new().await;
     let rx = Receiver::start().await;
     env.add_url("1", &rx.url("/pb?c={conversion_id}")).await;
+    let pg = env.pg().await;
+    pg.batch_execute(
+        "INSERT INTO conversions (conversion_id, offer_id, affiliate_id, status, last_announced,
+                                  history, updated_at)
+         VALUES ('c-corrupt', '1', '2', 'approved', 'approved', '{\"accepted\": 7}', now())",
+    )
+    .await
+    .expect("corrupt row written");
+    let daemon = env.start().await;
+    env.publish(&[ev("c-corrupt", "approved", 0, json!({}))]).await;
+    env.publish(&[ev("c-fine", "approved", 0, json!({}))]).await;
+    let reqs = rx.wait_for(1).await;
+    assert_eq!(reqs[0].param("c").as_deref(), Some("c-fine"));
+
+    let dead = env.dead_letters(1).await;
+    assert!(
+        dead[0].1.contains("c-corrupt") && dead[0].1.contains("does not decode"),
+        "dead-lettered with a reason naming the conversion: {}",
+        dead[0].1
+    );
+    let reasons = rows(&pg, "SELECT reason FROM rejected_messages").await;
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert_eq!(reasons[0][0].as_deref(), Some(dead[0].1.as_str()));
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FROM deliveries WHERE conversion_id = 'c-corrupt'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FROM conversions WHERE conversion_id = 'c-corrupt'
+               AND history = '{\"accepted\": 7}'::jsonb"
+        )
+        .await,
+        1,
+        "the stored row is left as it was"
+    );
+    assert_eq!(rx.requests().len(), 1, "nothing was sent for c-corrupt");
+    assert_eq!(restarts(&daemon), 0, "intake never restarted");
+    daemon.stop().await;
+    assert_eq!(env.ready_messages(&env.cfg.amqp.queue).await, 0, "both acked");
+}
+
+/// The rejection is loud: an ERROR line naming the conversion.
+#[tokio::test]
+async fn an_undecodable_history_is_logged_as_an_error_naming_the_conversion() {
+    let env = Env::new().await;
     let pg = env.pg().await;
     pg.batch_execute(
         "INSERT INTO conversions (conversion_id, offer_id, affiliate_id, status, last_announced,
@@ -140,20 +192,11 @@ async fn an_undecodable_history_stops_the_batch_and_names_the_conversion() {
     daemon.wait_for_line(&["consuming"]).await;
     env.publish(&[ev("c-corrupt", "approved", 0, json!({}))]).await;
     let line = daemon.wait_for_line(&["c-corrupt", "history"]).await;
-    assert!(line.contains("does not decode"), "{line}");
-    // The message goes back to the queue and stops each session until the row is fixed.
-    assert_eq!(count(&pg, "SELECT count(*) FROM deliveries").await, 0);
-    assert_eq!(
-        count(
-            &pg,
-            "SELECT count(*) FROM conversions WHERE conversion_id = 'c-corrupt'
-               AND history = '{\"accepted\": 7}'::jsonb"
-        )
-        .await,
-        1,
-        "the stored row is left as it was"
+    assert!(
+        line.contains("ERROR") && line.contains("does not decode"),
+        "{line}"
     );
-    assert!(rx.requests().is_empty(), "nothing was sent");
+    wait_count(&pg, "SELECT count(*) FROM rejected_messages", 1).await;
     daemon.kill().await;
 }
 
