@@ -24,6 +24,15 @@ pub struct Outcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectReason {
+    pub reason: &'static str,
+}
+
+/// The code of a message rejected because its conversion's stored history does not decode
+/// (beside the event's own codes of [`crate::event::Reason`]).
+pub const UNDECODABLE_HISTORY: &str = "undecodable_history";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpClass {
     pub class: &'static str,
 }
@@ -43,7 +52,8 @@ pub struct Metrics {
     pub batch_messages: Histogram,
     /// Pending deliveries whose attempt is due.
     pub retries_due: Gauge,
-    pub rejected: Counter,
+    /// Invalid messages stored and dead-lettered, by reason code (a bounded set).
+    pub rejected: Family<RejectReason, Counter>,
     /// Intake sessions that ended with an error and reconnected (each requeues what it held).
     pub intake_restarts: Counter,
     /// Bytes of message bodies intake holds (taken, not yet acked), and the most it has held.
@@ -60,7 +70,12 @@ impl Default for Metrics {
         let attempt_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let retries_due = Gauge::default();
         let batch_messages = Histogram::new(exponential_buckets(1.0, 2.0, 11));
-        let rejected = Counter::default();
+        let rejected = Family::<RejectReason, Counter>::default();
+        // Every code is shown from the start (at 0), so an alert on one can be written at once.
+        let codes = crate::event::Reason::ALL.map(crate::event::Reason::code);
+        for reason in codes.into_iter().chain([UNDECODABLE_HISTORY]) {
+            drop(rejected.get_or_create(&RejectReason { reason }));
+        }
         let intake_restarts = Counter::default();
         let (intake_bytes, intake_bytes_peak) = (Gauge::default(), Gauge::default());
         registry.register(
@@ -93,7 +108,7 @@ impl Default for Metrics {
         );
         registry.register(
             "rejected_messages",
-            "Invalid messages stored and dead-lettered",
+            "Invalid messages stored and dead-lettered, by reason code",
             rejected.clone(),
         );
         registry.register(
@@ -118,6 +133,10 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    pub fn reject(&self, reason: &'static str) {
+        self.rejected.get_or_create(&RejectReason { reason }).inc();
+    }
+
     pub fn event(&self, outcome: &'static str) {
         self.events.get_or_create(&Outcome { outcome }).inc();
     }

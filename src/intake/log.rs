@@ -3,6 +3,7 @@
 use lapin::message::Delivery;
 
 use super::{CONFLICT_RETRIES, Intake, IntakeError, parse};
+use crate::ops::UNDECODABLE_HISTORY;
 use crate::store::{StoreError, intake as sql};
 
 impl Intake {
@@ -30,7 +31,7 @@ impl Intake {
                     let mut rejected = 0;
                     for (delivery, message) in batch.iter().zip(messages.iter_mut()) {
                         if matches!(message, sql::Message::Valid(e) if e.conversion_id == conversion_id) {
-                            *message = parse::rejected(delivery, max, reason.clone());
+                            *message = parse::rejected(delivery, max, UNDECODABLE_HISTORY, reason.clone());
                             rejected += 1;
                         }
                     }

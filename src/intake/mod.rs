@@ -346,8 +346,8 @@ impl Intake {
                 } else {
                     tracing::debug!(conversion_id = %e.conversion_id, status = %e.status, outcome, "event decided");
                 }
-            } else {
-                self.metrics.rejected.inc();
+            } else if let sql::Message::Invalid(rejected) = message {
+                self.metrics.reject(rejected.code);
             }
         }
         self.metrics.delivery("created", logged.deliveries as u64);

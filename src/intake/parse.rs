@@ -15,18 +15,12 @@ const OVERSIZED_KEEP: usize = 64 * 1024;
 
 /// Validates one message; an invalid one keeps its body (or the first 64 KiB of it).
 pub(super) fn message(d: &Delivery, max: usize) -> sql::Message {
-    let reason = if d.data.len() > max {
-        format!(
-            "message is {} bytes, over amqp.max_message_bytes ({max})",
-            d.data.len()
-        )
-    } else {
-        match event::parse(&d.data) {
-            Ok(event) => return sql::Message::Valid(Arc::new(event)),
-            Err(invalid) => invalid.0,
-        }
+    // The same check `publish --check` makes, with the same reasons.
+    let (code, reason) = match event::parse_within(&d.data, max) {
+        Ok(event) => return sql::Message::Valid(Arc::new(event)),
+        Err(invalid) => (invalid.reason_code(), invalid.0),
     };
-    let rejected = rejected(d, max, reason);
+    let rejected = rejected(d, max, code, reason);
     if let sql::Message::Invalid(r) = &rejected {
         tracing::warn!(routing_key = %output::printable(&r.routing_key), reason = %r.reason, "invalid message rejected");
     }
@@ -34,7 +28,7 @@ pub(super) fn message(d: &Delivery, max: usize) -> sql::Message {
 }
 
 /// A message rejected for `reason`, kept with its body (or the first 64 KiB of it).
-pub(super) fn rejected(d: &Delivery, max: usize, reason: String) -> sql::Message {
+pub(super) fn rejected(d: &Delivery, max: usize, code: &'static str, reason: String) -> sql::Message {
     let truncated = d.data.len() > max;
     let body = if truncated {
         d.data[..OVERSIZED_KEEP.min(d.data.len())].to_vec()
@@ -52,5 +46,6 @@ pub(super) fn rejected(d: &Delivery, max: usize, reason: String) -> sql::Message
         routing_key,
         headers: amqp::headers_json(d.properties.headers().as_ref()),
         reason,
+        code,
     })
 }

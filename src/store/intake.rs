@@ -48,6 +48,8 @@ pub struct Rejected {
     pub routing_key: String,
     pub headers: serde_json::Value,
     pub reason: String,
+    /// The reason's code, one of a bounded set (a metric label).
+    pub code: &'static str,
 }
 
 /// What one batch did.

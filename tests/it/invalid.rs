@@ -77,6 +77,26 @@ async fn each_kind_of_invalid_message_is_stored_and_dead_lettered() {
             "the header is the stored reason"
         );
     }
+    // Counted by reason code, a label a platform team can alert on; the other codes show 0.
+    let metrics = reqwest::get(format!("http://{}/metrics", daemon.http()))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    for code in [
+        "not_json",
+        "not_utf8",
+        "missing_field",
+        "bad_status",
+        "bad_timestamp",
+        "too_large",
+    ] {
+        let line = format!("xpb_rejected_messages_total{{reason=\"{code}\"}} 1");
+        assert!(metrics.contains(&line), "{line} missing from:\n{metrics}");
+    }
+    let zero = "xpb_rejected_messages_total{reason=\"wrong_type\"} 0";
+    assert!(metrics.contains(zero), "{zero} missing from:\n{metrics}");
     daemon.stop().await;
     assert_eq!(env.ready_messages(&env.cfg.amqp.queue).await, 0);
 }
