@@ -164,6 +164,7 @@ impl Sender {
                 "the Idempotency-Key header cannot be built: the event_id holds a control character".into(),
             );
         }
+        let origin = url.origin();
         for hop in 0..=MAX_REDIRECTS {
             if let Some(blocked) = self.check_literal(&url) {
                 return failure(ErrorCode::Blocked, blocked.to_string());
@@ -172,8 +173,12 @@ impl Sender {
                 .client
                 .request(method.clone(), url.clone())
                 .header("Idempotency-Key", &req.idempotency_key);
-            for (name, value) in &req.headers {
-                builder = builder.header(name.as_str(), value.as_str());
+            // The URL's own headers (a partner's token, say) go to its origin only: a redirect
+            // to another scheme, host or port gets none of them, as browsers and reqwest do.
+            if url.origin() == origin {
+                for (name, value) in &req.headers {
+                    builder = builder.header(name.as_str(), value.as_str());
+                }
             }
             if let Some((text, content_type)) = &body {
                 builder = builder.header(CONTENT_TYPE, *content_type).body(text.clone()); // a cheap Bytes clone

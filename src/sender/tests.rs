@@ -108,6 +108,71 @@ async fn a_redirect_to_another_scheme_is_not_followed_and_not_retried() {
     }
 }
 
+/// A listener that records each request's head and answers `/start` with a redirect to
+/// `location` (given the listener's own address), anything else with 200.
+async fn recording(
+    location: impl Fn(SocketAddr) -> String + Send + 'static,
+) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (log, target) = (Arc::clone(&seen), location(addr));
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (log, target) = (Arc::clone(&log), target.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                let answer = if head.starts_with("get /start ") {
+                    format!(
+                        "HTTP/1.1 302 Found\r\nlocation: {target}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    )
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
+                };
+                log.lock().expect("lock").push(head);
+                let _ = sock.write_all(answer.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn a_urls_own_headers_do_not_follow_a_redirect_to_another_origin() {
+    // Regression (review): every hop carried the URL's headers, so one redirect from the
+    // partner (or a hijacked path) collected its token.
+    let (elsewhere, elsewhere_seen) = recording(|_| String::new()).await;
+    let (start, start_seen) = recording(move |_| format!("http://{elsewhere}/landed")).await;
+    let (same, same_seen) = recording(|own| format!("http://{own}/landed")).await;
+    for (addr, seen_after) in [(start, &elsewhere_seen), (same, &same_seen)] {
+        let mut req = get(&format!("http://{addr}/start"));
+        req.headers = vec![("Authorization".into(), "Bearer T0KEN".into())];
+        let out = sender().send(&req).await;
+        assert_eq!(out.http_code, Some(200), "{:?}", out.error);
+        let landed = seen_after
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .unwrap_or_default();
+        assert!(landed.starts_with("get /landed "), "{landed}");
+        let kept = landed.contains("bearer t0ken");
+        assert_eq!(
+            kept,
+            addr == same,
+            "headers kept only on the same origin: {landed}"
+        );
+    }
+    let first = start_seen.lock().expect("lock")[0].clone();
+    assert!(
+        first.contains("bearer t0ken"),
+        "the URL's own origin gets them: {first}"
+    );
+}
+
 #[tokio::test]
 async fn tls_errors_are_told_by_their_type() {
     // An https URL to a port that speaks plain HTTP: rustls refuses the answer. Its message
