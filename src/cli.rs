@@ -1,4 +1,4 @@
-//! The command line (SPEC §7): subcommands → library calls; output as table, CSV or JSON.
+//! The command line: subcommands → library calls; output as table, CSV or JSON.
 
 use std::path::PathBuf;
 

@@ -125,6 +125,7 @@ const NOT_KEYS: &[&str] = &[
     "XPB_COMMIT",
     "XPB_SKIP_SERVICES",
     "XPB_SERVICES_TIMEOUT",
+    "XPB_RABBITMQ_MAX_MESSAGE_SIZE",
 ];
 const NOT_KEY_PREFIXES: &[&str] = &["XPB_TEST_", "XPB_CHAOS_"];
 

@@ -1,4 +1,4 @@
-//! URL and body templates with Affise-style `{macro}`s (SPEC §3): parse, validate, render.
+//! URL and body templates with Affise-style `{macro}`s: parse, validate, render.
 //!
 //! Pure. A template is parsed once into literal and macro segments; rendering escapes each
 //! value for where it lands (URL, JSON string, form field), so no value can change the
@@ -29,7 +29,7 @@ const URL_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 pub enum TemplateError {
     #[error(
         "unknown macro {{{name}}}; {}",
-        nearest::hint(nearest, "no known macro is close (see the README for the list)")
+        nearest::hint(nearest, "no known macro is close (the list is in docs/macros.md)")
     )]
     UnknownMacro {
         name: String,

@@ -360,7 +360,7 @@ fn from_error(e: reqwest::Error) -> Response {
         ErrorCode::Timeout
     } else {
         // Refused, reset, closed before the answer was complete: the transport failed, so the
-        // request may be tried again (SPEC §5: connection errors are retryable).
+        // request may be tried again (connection errors are retryable).
         ErrorCode::Connect
     };
     failure(code, text)

@@ -1,7 +1,7 @@
 //! Acks in delivery order. Lanes commit out of order; a message is acked only once it and every
 //! message delivered before it on the channel are committed, with one `multiple` ack up to the
 //! newest such tag (RabbitMQ: `multiple` acks every unacked tag up to and including it).
-//! A lane waits for its own tags to be acked before it starts any request (SPEC §1: no HTTP
+//! A lane waits for its own tags to be acked before it starts any request (no HTTP
 //! request while a message is unacknowledged), which may take until another lane commits.
 
 use std::collections::{HashSet, VecDeque};

@@ -182,7 +182,7 @@ fn the_unknown_macro_message_names_the_nearest_macros_only() {
     let msg = Template::parse("{qwertyuiop}").expect_err("refused").to_string();
     assert_eq!(
         msg,
-        "unknown macro {qwertyuiop}; no known macro is close (see the README for the list)"
+        "unknown macro {qwertyuiop}; no known macro is close (the list is in docs/macros.md)"
     );
 }
 

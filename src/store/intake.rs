@@ -1,4 +1,4 @@
-//! The intake transaction: decide a batch of messages (§4) and log the conversions' new state,
+//! The intake transaction: decide a batch of messages (de-duplication and order) and log the conversions' new state,
 //! their `pending` deliveries and the rejected messages, all in one commit.
 //!
 //! Three steps: read a snapshot, plan the batch ([`crate::plan`], pure), write the plan.
@@ -38,7 +38,7 @@ pub enum Message {
     Invalid(Rejected),
 }
 
-/// An invalid message, kept with its reason (SPEC §6 `rejected_messages`).
+/// An invalid message, kept with its reason (`rejected_messages`).
 #[derive(Debug, Clone)]
 pub struct Rejected {
     pub body: Vec<u8>,

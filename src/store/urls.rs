@@ -1,4 +1,4 @@
-//! `cross_postback_urls`: the configured cross-postback URLs of each offer (SPEC §3).
+//! `cross_postback_urls`: the configured cross-postback URLs of each offer.
 
 use deadpool_postgres::GenericClient;
 use serde::Serialize;

@@ -78,25 +78,25 @@ async fn each_kind_of_invalid_message_is_stored_and_dead_lettered() {
         );
     }
     // Counted by reason code, a label a platform team can alert on; the other codes show 0.
-    let metrics = reqwest::get(format!("http://{}/metrics", daemon.http()))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    for code in [
+    // Counted after the ack, so waited for.
+    let url = format!("http://{}/metrics", daemon.http());
+    let lines: Vec<String> = [
         "not_json",
         "not_utf8",
         "missing_field",
         "bad_status",
         "bad_timestamp",
         "too_large",
-    ] {
-        let line = format!("xpb_rejected_messages_total{{reason=\"{code}\"}} 1");
-        assert!(metrics.contains(&line), "{line} missing from:\n{metrics}");
-    }
-    let zero = "xpb_rejected_messages_total{reason=\"wrong_type\"} 0";
-    assert!(metrics.contains(zero), "{zero} missing from:\n{metrics}");
+    ]
+    .iter()
+    .map(|code| format!("xpb_rejected_messages_total{{reason=\"{code}\"}} 1"))
+    .chain(["xpb_rejected_messages_total{reason=\"wrong_type\"} 0".to_owned()])
+    .collect();
+    eventually("each rejection counted under its reason code", || async {
+        let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+        lines.iter().all(|l| text.contains(l.as_str())).then_some(())
+    })
+    .await;
     daemon.stop().await;
     assert_eq!(env.ready_messages(&env.cfg.amqp.queue).await, 0);
 }

@@ -1,4 +1,4 @@
-//! SPEC §7 `redeliver`: send again as a new attempt with the same idempotency key; refuse what
+//! `redeliver`: send again as a new attempt with the same idempotency key; refuse what
 //! a newer status superseded (unless --force) and what cannot be pending.
 
 use serde_json::json;
