@@ -23,7 +23,9 @@ async fn add(env: &Env, args: &[&str]) -> i64 {
 
 #[tokio::test]
 async fn a_pending_retry_goes_where_the_edited_url_points() {
-    let w = retry_waiting(ms(1500), "/a?c={conversion_id}", "approved").await;
+    // The retry is due only once the edit is done (it is made due below), however slow the
+    // machine: a timed race between the edit and the retry would decide nothing.
+    let w = retry_waiting(ms(600_000), "/a?c={conversion_id}", "approved").await;
     let b = Receiver::start().await;
     let id = w.url_id.to_string();
     let (code, out, err) = run(
@@ -33,6 +35,9 @@ async fn a_pending_retry_goes_where_the_edited_url_points() {
     .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("edited {id}")), "{out}");
+    w.pg.execute("UPDATE deliveries SET next_attempt_at = now()", &[])
+        .await
+        .expect("make the retry due");
     let got = b.wait_for(1).await;
     assert_eq!(got[0].target, "/b?c=c1");
     assert_eq!(w.rx.requests().len(), 1, "A got only the first attempt");
