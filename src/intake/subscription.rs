@@ -111,9 +111,13 @@ impl Subscription {
     /// subscribes again once there is room), or when the room left now fits a window at least
     /// twice the current one.
     pub(super) async fn taken(&mut self, bytes: usize, budget: &Budget) -> Result<(), IntakeError> {
-        let unit = self.unit.unwrap_or(self.floor).max(bytes);
+        let unit = next_unit(self.unit, self.floor, bytes);
         self.unit = Some(unit);
-        let grow = budget.window(unit, self.prefetch) >= self.window.saturating_mul(2);
+        let fits = budget.window(unit, self.prefetch);
+        // Worth a new subscription when the window at least doubles, or reaches the prefetch
+        // (less the delivery just taken, which is held).
+        let grow = fits > self.window
+            && (fits >= self.window.saturating_mul(2) || fits.saturating_add(1) >= self.prefetch);
         if self.cancelling || self.consumer.is_none() || !(budget.full() || grow) {
             return Ok(());
         }
@@ -123,5 +127,45 @@ impl Subscription {
             .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
             .await?;
         Ok(())
+    }
+}
+
+/// The body size to plan windows for after one of `bytes`: a larger body raises it at once (a
+/// flood of large messages keeps it high), and each smaller body lowers it by a sixteenth
+/// of its excess over `floor`, so one oversized message does not narrow the window for the
+/// rest of the session.
+fn next_unit(unit: Option<usize>, floor: usize, bytes: usize) -> usize {
+    let unit = unit.unwrap_or(floor);
+    let decayed = unit - (unit - floor.min(unit)) / 16;
+    decayed.max(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_unit;
+
+    #[test]
+    fn one_oversized_body_narrows_the_window_for_a_while_only() {
+        let floor = 64 * 1024;
+        let mut unit = next_unit(None, floor, 500);
+        assert_eq!(unit, floor, "small bodies plan for the largest allowed one");
+        unit = next_unit(Some(unit), floor, 16 * 1024 * 1024);
+        assert_eq!(unit, 16 * 1024 * 1024, "a larger body raises it at once");
+        for _ in 0..200 {
+            unit = next_unit(Some(unit), floor, 500);
+        }
+        assert!(unit < floor + floor / 10, "back near the floor: {unit}");
+        assert!(unit >= floor, "never under it: {unit}");
+    }
+
+    #[test]
+    fn a_flood_of_large_bodies_keeps_it_high() {
+        let floor = 64 * 1024;
+        let big = 2 * 1024 * 1024;
+        let mut unit = None;
+        for _ in 0..100 {
+            unit = Some(next_unit(unit, floor, big));
+        }
+        assert_eq!(unit, Some(big));
     }
 }
