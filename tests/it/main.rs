@@ -34,6 +34,7 @@ mod replicas;
 mod retries;
 mod stale;
 mod startup;
+mod superseded_in_flight;
 mod supervision;
 mod unsendable;
 mod walkthrough;
