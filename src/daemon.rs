@@ -59,11 +59,13 @@ impl Daemon {
 pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Daemon> {
     let cfg = Arc::new(cfg);
     let pool = store::daemon_pool(&cfg.database.url, cfg.database.pool_size)?;
-    let applied = retry_until(&shutdown, "database", || store::migrate(&pool)).await?;
+    let database = format!("database at {}", store::server_address(&cfg.database.url));
+    let applied = retry_until(&shutdown, &database, || store::migrate(&pool)).await?;
     if !applied.is_empty() {
         tracing::info!("{}", store::migration_summary(&applied));
     }
-    retry_until(&shutdown, "broker", || declare(&cfg)).await?;
+    let broker = format!("broker at {}", amqp::server_address(&cfg.amqp.url));
+    retry_until(&shutdown, &broker, || declare(&cfg)).await?;
 
     // Everything stops on `stop`: cancelled by shutdown, or by the supervisor when a task dies.
     let stop = shutdown.child_token();
@@ -253,12 +255,13 @@ async fn declare(cfg: &Config) -> Result<(), AmqpError> {
     let conn = amqp::connect(&cfg.amqp.url, "cross-postback setup").await?;
     let channel = conn.create_channel().await?;
     let result = amqp::declare_topology(&channel, &cfg.amqp).await;
-    let _ = conn.close(200, "bye".into()).await;
+    amqp::close(&conn, &[&channel]).await;
     result
 }
 
-/// Keeps trying an operation that needs a service while the service is unreachable; a
-/// configuration problem (a topology clash) fails at once.
+/// Keeps trying an operation that needs a service while the service is unreachable, saying
+/// where it looks (`what` is "database at host:port"); a service that answered "no" (a missing
+/// database, a refused login, a topology clash) fails at once with its own words.
 async fn retry_until<T, E, F, Fut>(shutdown: &CancellationToken, what: &str, mut op: F) -> anyhow::Result<T>
 where
     E: std::error::Error + Send + Sync + 'static,
@@ -273,14 +276,16 @@ where
     loop {
         match op().await {
             Ok(v) => return Ok(v),
+            Err(e) if is_fatal(&e) => return Err(anyhow::Error::new(e).context(format!("the {what}"))),
             Err(e) => {
-                if is_fatal(&e) {
-                    return Err(anyhow::Error::new(e));
-                }
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                tracing::warn!(error = %crate::report::one_line(&e), retry_in_ms = delay.as_millis() as u64, "waiting for the {what}");
+                let error = crate::report::one_line(&e);
+                tracing::warn!(
+                    retry_in_ms = delay.as_millis() as u64,
+                    "waiting for the {what}: {error}"
+                );
                 tokio::select! {
-                    _ = shutdown.cancelled() => anyhow::bail!("stopped while waiting for the {what}: {}", crate::report::one_line(&e)),
+                    _ = shutdown.cancelled() => anyhow::bail!("stopped while waiting for the {what}: {error}"),
                     _ = tokio::time::sleep(delay) => {}
                 }
             }
@@ -288,14 +293,13 @@ where
     }
 }
 
+/// Whether waiting cannot help: only a service that could not be reached is waited for.
 fn is_fatal(e: &(dyn std::error::Error + 'static)) -> bool {
-    if let Some(AmqpError::Topology { .. }) = e.downcast_ref::<AmqpError>() {
-        return true;
+    if let Some(e) = e.downcast_ref::<AmqpError>() {
+        return matches!(e, AmqpError::Topology { .. }) || amqp::is_refused(e);
     }
-    if let Some(store::StoreError::Db(db)) = e.downcast_ref::<store::StoreError>() {
-        // A server that answered with an error (a failed migration, a missing database) will
-        // not change by waiting; only a connection problem is worth waiting out.
-        return db.as_db_error().is_some();
+    if let Some(e) = e.downcast_ref::<store::StoreError>() {
+        return !e.is_unreachable();
     }
     false
 }

@@ -128,9 +128,12 @@ impl Intake {
         self.health.set_broker(true);
         tracing::info!(queue = %cfg.queue, prefetch = cfg.prefetch, "consuming");
         let acks = Arc::new(Acks::new(channel.clone()));
-        let result = self.consume(&acks, dlx, &mut consumer, &mut events, stop).await;
-        // Closing the connection hands every unacked message back to the queue.
-        let _ = conn.close(200, "bye".into()).await;
+        let result = self
+            .consume(&acks, dlx.clone(), &mut consumer, &mut events, stop)
+            .await;
+        // Closing hands every unacked message back to the queue; the channels first, so that
+        // none is left to close after the connection (which the client logs as an error).
+        amqp::close(&conn, &[&dlx, &channel]).await;
         result
     }
 
