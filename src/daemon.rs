@@ -23,8 +23,10 @@ use crate::sender::Sender;
 use crate::store;
 use crate::store::dispatch::Job;
 
+mod drain;
 mod supervisor;
 
+use drain::{drain_sends, plural};
 use supervisor::Supervisor;
 
 /// Recorder tasks writing attempt outcomes; two let one commit overlap the next batch.
@@ -36,6 +38,9 @@ const SENDS_SHARE: f64 = 0.8;
 
 /// After the shutdown deadline, how long tasks get to notice it before they are aborted.
 const GRACE: Duration = Duration::from_millis(250);
+
+/// After a second signal, how long the outcomes of finished sends still get to be recorded.
+const HURRIED_RECORDS: Duration = Duration::from_secs(2);
 
 /// A started daemon.
 pub struct Daemon {
@@ -57,6 +62,17 @@ impl Daemon {
 /// Prepares everything that can fail at start-up (pool, migrations, topology, listener), then
 /// runs the daemon in the background until `shutdown` is cancelled.
 pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Daemon> {
+    start_abandonable(cfg, shutdown, CancellationToken::new()).await
+}
+
+/// [`start`], and once `shutdown` is cancelled, cancelling `abandon` (an operator's second
+/// signal) stops waiting for the sends in flight: they are abandoned (their leases expire and
+/// they are sent again) and the daemon ends with an error saying so.
+pub async fn start_abandonable(
+    cfg: Config,
+    shutdown: CancellationToken,
+    abandon: CancellationToken,
+) -> anyhow::Result<Daemon> {
     let cfg = Arc::new(cfg);
     let pool = store::daemon_pool(&cfg.database.url, cfg.database.pool_size)?;
     let database = format!("database at {}", store::server_address(&cfg.database.url));
@@ -101,7 +117,11 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<D
         ops_server.await;
         Ok(())
     });
-    let stops = (stop, ops_stop);
+    let stops = Stops {
+        stop,
+        ops_stop,
+        hurry: abandon,
+    };
     let task = tokio::spawn(run(intake, dispatch, (jobs_tx, jobs_rx), stops, supervisor));
     Ok(Daemon {
         http_addr,
@@ -135,6 +155,16 @@ fn build_dispatch(
 
 type Jobs = (mpsc::Sender<Job>, mpsc::Receiver<Job>);
 
+/// What the daemon's run stops on.
+struct Stops {
+    /// Everything stops: shutdown, or a task that died.
+    stop: CancellationToken,
+    /// The ops listener, after the drain.
+    ops_stop: CancellationToken,
+    /// A second signal: stop waiting for sends in flight.
+    hurry: CancellationToken,
+}
+
 /// Runs the daemon's tasks under the supervisor until `stop`, then drains them in order, all
 /// within `run.shutdown_timeout`: stop consuming and claiming, finish (or abandon) the sends,
 /// record their outcomes, close.
@@ -142,7 +172,7 @@ async fn run(
     intake: Intake,
     dispatch: Arc<Dispatch>,
     (jobs_tx, jobs_rx): Jobs,
-    (stop, ops_stop): (CancellationToken, CancellationToken),
+    stops: Stops,
     mut sup: Supervisor,
 ) -> anyhow::Result<()> {
     let cfg = Arc::clone(&intake.cfg);
@@ -154,43 +184,43 @@ async fn run(
         intake,
         &dispatch,
         (jobs_tx, jobs_rx),
-        &stop,
+        &stops.stop,
         &tracker,
         &abandon,
     );
     sup.watch().await;
 
-    tracing::info!("stopped consuming; finishing in-flight sends");
     let limit = cfg.run.shutdown_timeout.0;
     let started = Instant::now();
     let deadline = after(started, limit);
     let sends_until = after(started, limit.mul_f64(SENDS_SHARE));
-    sup.wait_for(&["intake", "poller", "jobs loop"], sends_until.into())
-        .await;
-    tracker.close();
-    if tokio::time::timeout_at(sends_until.into(), tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            after_ms = sends_until.duration_since(started).as_millis() as u64,
-            "in-flight sends abandoned; their leases expire and they are sent again"
-        );
-        abandon.cancel();
-        tracker.wait().await;
-    }
-    if !sup
-        .wait_for(&["recorder", "intake", "poller"], deadline.into())
-        .await
-    {
+    let hurried = drain_sends(&mut sup, &tracker, &abandon, &stops.hurry, (started, sends_until)).await;
+    // After a second signal, the outcomes of the sends that did finish still get a moment.
+    let record_until = match hurried {
+        Some(_) => deadline.min(Instant::now() + HURRIED_RECORDS),
+        None => deadline,
+    };
+    let recorded = tokio::select! {
+        done = sup.wait_for(&["recorder", "intake", "poller"], record_until.into()) => done,
+        _ = stops.hurry.cancelled(), if hurried.is_none() => false,
+    };
+    if !recorded {
         tracing::warn!("attempt records could not be written before the shutdown timeout");
     }
     dispatch.halt.cancel();
-    ops_stop.cancel();
+    stops.ops_stop.cancel();
     let result = sup.finish(GRACE).await;
     pool.close();
     tracing::info!("stopped");
-    result
+    match hurried {
+        Some(n) if result.is_ok() => anyhow::bail!(
+            "stopped by a second signal: {n} {} abandoned; {} sent again once {} lease expires",
+            plural(n, "send", "sends"),
+            plural(n, "it is", "they are"),
+            plural(n, "its", "their"),
+        ),
+        _ => result,
+    }
 }
 
 /// `start + span`, a span too long to add being as good as forever (a century).

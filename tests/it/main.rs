@@ -17,6 +17,7 @@ mod guard;
 mod hostile;
 mod intake_budget;
 mod intake_log;
+mod interrupt_twice;
 mod invalid;
 mod log_caps;
 mod macros;
