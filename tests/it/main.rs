@@ -4,6 +4,7 @@
 mod harness;
 
 mod bench;
+mod bench_quiet;
 mod bodies;
 mod cancel;
 mod channel;
