@@ -81,7 +81,11 @@ pub async fn start_abandonable(
         tracing::info!("{}", store::migration_summary(&applied));
     }
     let broker = format!("broker at {}", amqp::server_address(&cfg.amqp.url));
+    // Start-up reports each broker error itself, in one line (a refused login ends it): lapin's
+    // own lines about the same failure, at ERROR, would only repeat it. On from here on.
+    crate::telemetry::mute_broker_logs();
     retry_until(&shutdown, &broker, || declare(&cfg)).await?;
+    crate::telemetry::unmute_broker_logs();
 
     // Everything stops on `stop`: cancelled by shutdown, or by the supervisor when a task dies.
     let stop = shutdown.child_token();

@@ -85,6 +85,7 @@ async fn a_refused_broker_login_stops_start_up() {
         !err.contains("not-the-password"),
         "the password stays secret: {err}"
     );
+    assert!(!err.contains("lapin"), "the client does not repeat it: {err}");
 }
 
 /// A server that cannot be reached may come up: the daemon waits, saying where it looks, and
