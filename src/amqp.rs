@@ -29,6 +29,20 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection, AmqpError> {
     Ok(Connection::connect(url, props).await?)
 }
 
+/// Closes `channels`, each awaited, then the connection. A channel whose last handle is
+/// dropped while its connection is open asks the client to close it in the background; if the
+/// connection starts closing first, that late close fails and the client logs it as a
+/// connection error. Closed here first, nothing is left for the background. Returns whether
+/// the connection closed cleanly (the broker then holds every message left unacked).
+pub async fn close(conn: &Connection, channels: &[&Channel]) -> bool {
+    for channel in channels {
+        if channel.status().connected() {
+            let _ = channel.close(200, "bye".into()).await;
+        }
+    }
+    conn.close(200, "bye".into()).await.is_ok()
+}
+
 /// Declares the exchanges, the work queue and the dead-letter queue, and binds them.
 /// A clash with an existing declaration is an error that names what clashed.
 pub async fn declare_topology(channel: &Channel, cfg: &Amqp) -> Result<(), AmqpError> {
@@ -88,6 +102,39 @@ pub async fn declare_topology(channel: &Channel, cfg: &Amqp) -> Result<(), AmqpE
             })?;
     }
     Ok(())
+}
+
+/// Whether the broker refused this client for good: a login refused, a virtual host missing
+/// or not allowed. Waiting does not change that; an unreachable broker may come up.
+pub fn is_refused(e: &AmqpError) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+    let AmqpError::Lapin(e) = e else {
+        return false;
+    };
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(p) => matches!(
+            p.kind(),
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)
+                | AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED)
+        ),
+        lapin::ErrorKind::AuthProviderError(_) | lapin::ErrorKind::InvalidProtocolVersion(_) => true,
+        _ => false,
+    }
+}
+
+/// Where the broker of `url` is, for messages: `host:port`; nothing secret.
+pub fn server_address(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let default = if u.scheme() == "amqps" { 5671 } else { 5672 };
+            format!(
+                "{}:{}",
+                u.host_str().unwrap_or("localhost"),
+                u.port().unwrap_or(default)
+            )
+        }
+        Err(_) => "an unparsable address".to_owned(),
+    }
 }
 
 /// Whether the broker answered 404 NOT_FOUND (a passive declare of something missing).
@@ -211,6 +258,15 @@ pub fn with_header(mut table: FieldTable, key: &str, value: &str) -> FieldTable 
 #[cfg(test)]
 mod tests {
     use super::AmqpError;
+
+    #[test]
+    fn the_broker_address_names_host_and_port_and_nothing_secret() {
+        assert_eq!(
+            super::server_address("amqp://u:secret@mq.example/%2f"),
+            "mq.example:5672"
+        );
+        assert_eq!(super::server_address("amqps://u:secret@mq:1/v"), "mq:1");
+    }
 
     /// Each cause once, however the error is printed.
     #[test]

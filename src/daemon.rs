@@ -23,8 +23,10 @@ use crate::sender::Sender;
 use crate::store;
 use crate::store::dispatch::Job;
 
+mod drain;
 mod supervisor;
 
+use drain::{drain_sends, plural};
 use supervisor::Supervisor;
 
 /// Recorder tasks writing attempt outcomes; two let one commit overlap the next batch.
@@ -36,6 +38,9 @@ const SENDS_SHARE: f64 = 0.8;
 
 /// After the shutdown deadline, how long tasks get to notice it before they are aborted.
 const GRACE: Duration = Duration::from_millis(250);
+
+/// After a second signal, how long the outcomes of finished sends still get to be recorded.
+const HURRIED_RECORDS: Duration = Duration::from_secs(2);
 
 /// A started daemon.
 pub struct Daemon {
@@ -57,13 +62,30 @@ impl Daemon {
 /// Prepares everything that can fail at start-up (pool, migrations, topology, listener), then
 /// runs the daemon in the background until `shutdown` is cancelled.
 pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Daemon> {
+    start_abandonable(cfg, shutdown, CancellationToken::new()).await
+}
+
+/// [`start`], and once `shutdown` is cancelled, cancelling `abandon` (an operator's second
+/// signal) stops waiting for the sends in flight: they are abandoned (their leases expire and
+/// they are sent again) and the daemon ends with an error saying so.
+pub async fn start_abandonable(
+    cfg: Config,
+    shutdown: CancellationToken,
+    abandon: CancellationToken,
+) -> anyhow::Result<Daemon> {
     let cfg = Arc::new(cfg);
     let pool = store::daemon_pool(&cfg.database.url, cfg.database.pool_size)?;
-    let applied = retry_until(&shutdown, "database", || store::migrate(&pool)).await?;
+    let database = format!("database at {}", store::server_address(&cfg.database.url));
+    let applied = retry_until(&shutdown, &database, || store::migrate(&pool)).await?;
     if !applied.is_empty() {
         tracing::info!("{}", store::migration_summary(&applied));
     }
-    retry_until(&shutdown, "broker", || declare(&cfg)).await?;
+    let broker = format!("broker at {}", amqp::server_address(&cfg.amqp.url));
+    // Start-up reports each broker error itself, in one line (a refused login ends it): lapin's
+    // own lines about the same failure, at ERROR, would only repeat it. On from here on.
+    crate::telemetry::mute_broker_logs();
+    retry_until(&shutdown, &broker, || declare(&cfg)).await?;
+    crate::telemetry::unmute_broker_logs();
 
     // Everything stops on `stop`: cancelled by shutdown, or by the supervisor when a task dies.
     let stop = shutdown.child_token();
@@ -99,7 +121,11 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<D
         ops_server.await;
         Ok(())
     });
-    let stops = (stop, ops_stop);
+    let stops = Stops {
+        stop,
+        ops_stop,
+        hurry: abandon,
+    };
     let task = tokio::spawn(run(intake, dispatch, (jobs_tx, jobs_rx), stops, supervisor));
     Ok(Daemon {
         http_addr,
@@ -133,6 +159,16 @@ fn build_dispatch(
 
 type Jobs = (mpsc::Sender<Job>, mpsc::Receiver<Job>);
 
+/// What the daemon's run stops on.
+struct Stops {
+    /// Everything stops: shutdown, or a task that died.
+    stop: CancellationToken,
+    /// The ops listener, after the drain.
+    ops_stop: CancellationToken,
+    /// A second signal: stop waiting for sends in flight.
+    hurry: CancellationToken,
+}
+
 /// Runs the daemon's tasks under the supervisor until `stop`, then drains them in order, all
 /// within `run.shutdown_timeout`: stop consuming and claiming, finish (or abandon) the sends,
 /// record their outcomes, close.
@@ -140,7 +176,7 @@ async fn run(
     intake: Intake,
     dispatch: Arc<Dispatch>,
     (jobs_tx, jobs_rx): Jobs,
-    (stop, ops_stop): (CancellationToken, CancellationToken),
+    stops: Stops,
     mut sup: Supervisor,
 ) -> anyhow::Result<()> {
     let cfg = Arc::clone(&intake.cfg);
@@ -152,43 +188,43 @@ async fn run(
         intake,
         &dispatch,
         (jobs_tx, jobs_rx),
-        &stop,
+        &stops.stop,
         &tracker,
         &abandon,
     );
     sup.watch().await;
 
-    tracing::info!("stopped consuming; finishing in-flight sends");
     let limit = cfg.run.shutdown_timeout.0;
     let started = Instant::now();
     let deadline = after(started, limit);
     let sends_until = after(started, limit.mul_f64(SENDS_SHARE));
-    sup.wait_for(&["intake", "poller", "jobs loop"], sends_until.into())
-        .await;
-    tracker.close();
-    if tokio::time::timeout_at(sends_until.into(), tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            after_ms = sends_until.duration_since(started).as_millis() as u64,
-            "in-flight sends abandoned; their leases expire and they are sent again"
-        );
-        abandon.cancel();
-        tracker.wait().await;
-    }
-    if !sup
-        .wait_for(&["recorder", "intake", "poller"], deadline.into())
-        .await
-    {
+    let hurried = drain_sends(&mut sup, &tracker, &abandon, &stops.hurry, (started, sends_until)).await;
+    // After a second signal, the outcomes of the sends that did finish still get a moment.
+    let record_until = match hurried {
+        Some(_) => deadline.min(Instant::now() + HURRIED_RECORDS),
+        None => deadline,
+    };
+    let recorded = tokio::select! {
+        done = sup.wait_for(&["recorder", "intake", "poller"], record_until.into()) => done,
+        _ = stops.hurry.cancelled(), if hurried.is_none() => false,
+    };
+    if !recorded {
         tracing::warn!("attempt records could not be written before the shutdown timeout");
     }
     dispatch.halt.cancel();
-    ops_stop.cancel();
+    stops.ops_stop.cancel();
     let result = sup.finish(GRACE).await;
     pool.close();
     tracing::info!("stopped");
-    result
+    match hurried {
+        Some(n) if result.is_ok() => anyhow::bail!(
+            "stopped by a second signal: {n} {} abandoned; {} sent again once {} lease expires",
+            plural(n, "send", "sends"),
+            plural(n, "it is", "they are"),
+            plural(n, "its", "their"),
+        ),
+        _ => result,
+    }
 }
 
 /// `start + span`, a span too long to add being as good as forever (a century).
@@ -253,12 +289,13 @@ async fn declare(cfg: &Config) -> Result<(), AmqpError> {
     let conn = amqp::connect(&cfg.amqp.url, "cross-postback setup").await?;
     let channel = conn.create_channel().await?;
     let result = amqp::declare_topology(&channel, &cfg.amqp).await;
-    let _ = conn.close(200, "bye".into()).await;
+    amqp::close(&conn, &[&channel]).await;
     result
 }
 
-/// Keeps trying an operation that needs a service while the service is unreachable; a
-/// configuration problem (a topology clash) fails at once.
+/// Keeps trying an operation that needs a service while the service is unreachable, saying
+/// where it looks (`what` is "database at host:port"); a service that answered "no" (a missing
+/// database, a refused login, a topology clash) fails at once with its own words.
 async fn retry_until<T, E, F, Fut>(shutdown: &CancellationToken, what: &str, mut op: F) -> anyhow::Result<T>
 where
     E: std::error::Error + Send + Sync + 'static,
@@ -273,14 +310,16 @@ where
     loop {
         match op().await {
             Ok(v) => return Ok(v),
+            Err(e) if is_fatal(&e) => return Err(anyhow::Error::new(e).context(format!("the {what}"))),
             Err(e) => {
-                if is_fatal(&e) {
-                    return Err(anyhow::Error::new(e));
-                }
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                tracing::warn!(error = %crate::report::one_line(&e), retry_in_ms = delay.as_millis() as u64, "waiting for the {what}");
+                let error = crate::report::one_line(&e);
+                tracing::warn!(
+                    retry_in_ms = delay.as_millis() as u64,
+                    "waiting for the {what}: {error}"
+                );
                 tokio::select! {
-                    _ = shutdown.cancelled() => anyhow::bail!("stopped while waiting for the {what}: {}", crate::report::one_line(&e)),
+                    _ = shutdown.cancelled() => anyhow::bail!("stopped while waiting for the {what}: {error}"),
                     _ = tokio::time::sleep(delay) => {}
                 }
             }
@@ -288,14 +327,13 @@ where
     }
 }
 
+/// Whether waiting cannot help: only a service that could not be reached is waited for.
 fn is_fatal(e: &(dyn std::error::Error + 'static)) -> bool {
-    if let Some(AmqpError::Topology { .. }) = e.downcast_ref::<AmqpError>() {
-        return true;
+    if let Some(e) = e.downcast_ref::<AmqpError>() {
+        return matches!(e, AmqpError::Topology { .. }) || amqp::is_refused(e);
     }
-    if let Some(store::StoreError::Db(db)) = e.downcast_ref::<store::StoreError>() {
-        // A server that answered with an error (a failed migration, a missing database) will
-        // not change by waiting; only a connection problem is worth waiting out.
-        return db.as_db_error().is_some();
+    if let Some(e) = e.downcast_ref::<store::StoreError>() {
+        return !e.is_unreachable();
     }
     false
 }

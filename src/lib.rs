@@ -60,20 +60,33 @@ pub mod store;
 pub mod telemetry;
 pub mod urls_service;
 
-/// Runs the daemon until SIGTERM or SIGINT, then shuts down gracefully.
+/// Runs the daemon until SIGTERM or SIGINT, then shuts down gracefully; a second signal
+/// abandons the sends still in flight (their leases expire and they are sent again) and the
+/// daemon ends with an error.
 pub async fn run_until_signalled(cfg: config::Config) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let on_signal = shutdown.clone();
+    let abandon = tokio_util::sync::CancellationToken::new();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (on_signal, on_second) = (shutdown.clone(), abandon.clone());
     // Listening before start-up, so a signal while waiting for a service also stops it.
     tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        for first in [true, false] {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            if first {
+                tracing::info!("{name}: shutting down");
+                on_signal.cancel();
+            } else {
+                tracing::warn!("{name} again: abandoning the sends in flight");
+                on_second.cancel();
+            }
         }
-        on_signal.cancel();
     });
-    let daemon = daemon::start(cfg, shutdown.clone()).await?;
+    let daemon = daemon::start_abandonable(cfg, shutdown, abandon).await?;
     daemon.wait().await
 }
 pub mod bench;

@@ -56,6 +56,11 @@ pub fn mute_broker_logs() {
     BROKER_LOGS_MUTED.store(true, Ordering::Relaxed);
 }
 
+/// Lets lapin's log lines through again (after [`mute_broker_logs`]).
+pub fn unmute_broker_logs() {
+    BROKER_LOGS_MUTED.store(false, Ordering::Relaxed);
+}
+
 fn unmuted() -> FilterFn {
     FilterFn::new(|meta| !(BROKER_LOGS_MUTED.load(Ordering::Relaxed) && meta.target().starts_with("lapin")))
 }

@@ -46,8 +46,7 @@ impl EndToEnd<'_> {
         let mut daemon = Daemon::spawn(self.world, self.config_file)?;
         let result = self.run_phases(&ch, &mut daemon, n, rate, seconds).await;
         daemon.stop();
-        let _ = ch.close(200, "bye".into()).await;
-        let _ = conn.close(200, "bye".into()).await;
+        amqp::close(&conn, &[&ch]).await;
         result.map_err(|e| {
             let cause = crate::report::one_line(e.as_ref());
             anyhow::anyhow!("{cause}{}", daemon.last_lines())

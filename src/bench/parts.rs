@@ -156,7 +156,8 @@ pub async fn broker(world: &World, n: u64) -> anyhow::Result<(f64, f64)> {
         }
     }
     let consume = n as f64 / start.map_or(f64::MIN_POSITIVE, |s| s.elapsed().as_secs_f64());
-    let _ = conn.close(200, "bye".into()).await;
+    drop(consumer);
+    amqp::close(&conn, &[&consumer_ch, &ch]).await;
     Ok((publish, consume))
 }
 

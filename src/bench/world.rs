@@ -56,7 +56,8 @@ impl World {
         let cfg = &self.cfg.amqp;
         match amqp::connect(&cfg.url, "cross-postback bench cleanup").await {
             Ok(conn) => {
-                if let Ok(ch) = conn.create_channel().await {
+                let ch = conn.create_channel().await.ok();
+                if let Some(ch) = &ch {
                     for q in [&cfg.queue, &cfg.dead_letter_queue, &self.broker_queue] {
                         let _ = ch
                             .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
@@ -68,7 +69,8 @@ impl World {
                             .await;
                     }
                 }
-                let _ = conn.close(200, "bye".into()).await;
+                let channels: Vec<&lapin::Channel> = ch.iter().collect();
+                amqp::close(&conn, &channels).await;
             }
             Err(e) => eprintln!(
                 "bench: could not remove the queues: {}",

@@ -147,17 +147,18 @@ impl Intake {
         tracing::info!(queue = %cfg.queue, prefetch = cfg.prefetch, "consuming");
         let settle = Settle {
             acks: Arc::new(Acks::new(channel.clone())),
-            dlx,
+            dlx: dlx.clone(),
             unsettled: Unsettled::default(),
         };
         let result = self.consume(&settle, &mut sub, &budget, &mut events, stop).await;
-        // Closing the connection hands every unacked message back to the queue.
-        let closed = conn.close(200, "bye".into()).await;
+        // Closing hands every unacked message back to the queue; the channels first, so that
+        // none is left to close after the connection (which the client logs as an error).
+        let closed = amqp::close(&conn, &[&dlx, &channel]).await;
         let unsettled = std::mem::take(&mut *settle.unsettled.lock().unwrap_or_else(|e| e.into_inner()));
         // Only now are the messages of committed but unacked batches back in the queue, so no
         // one sends their deliveries while one is unacked. If the close failed the broker may
         // not know yet: the leases then run out instead.
-        if closed.is_ok() {
+        if closed {
             for hand_off in unsettled {
                 self.dispatch.give_back(hand_off).await;
             }

@@ -272,6 +272,8 @@ pub async fn current_url(client: &impl GenericClient, url_id: i64) -> Result<Opt
 
 /// Records attempts and updates their deliveries in one transaction. A delivery whose lease
 /// this worker no longer holds keeps its state (the attempt row is still written: it happened).
+/// One superseded while its attempt was in flight is never retried; it ends `delivered` when
+/// that attempt was (the receiver has the older status), and stays `superseded` otherwise.
 pub async fn record(
     client: &mut deadpool_postgres::Client,
     owner: Uuid,
@@ -349,7 +351,9 @@ pub async fn record(
             &tx,
             "UPDATE deliveries d SET
             attempts = greatest(d.attempts, u.attempt),
-            state = CASE WHEN d.state = 'pending' THEN u.state ELSE d.state END,
+            state = CASE WHEN d.state = 'pending' THEN u.state
+                WHEN d.state = 'superseded' AND u.state = 'delivered' THEN 'delivered'
+                ELSE d.state END,
             next_attempt_at = CASE WHEN d.state = 'pending' THEN u.next_at ELSE d.next_attempt_at END,
             lease_owner = NULL, lease_until = NULL, updated_at = now()
          FROM unnest($1::bigint[], $2::int4[], $3::text[], $4::timestamptz[]) AS u(id, attempt, state, next_at)

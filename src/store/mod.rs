@@ -38,6 +38,52 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// Whether the server could not be reached, or said to come back later: worth waiting for.
+    /// A server that answered with an error (a missing database, a refused login, a failed
+    /// migration) will not change by waiting.
+    pub fn is_unreachable(&self) -> bool {
+        use deadpool_postgres::PoolError;
+        let pg = match self {
+            StoreError::Db(e) | StoreError::Pool(PoolError::Backend(e)) => e,
+            StoreError::Pool(PoolError::Timeout(_)) => return true,
+            _ => return false,
+        };
+        match pg.as_db_error() {
+            None => true,
+            // Starting up, shutting down, too many connections: the server says "later".
+            Some(db) => {
+                let code = db.code().code();
+                code.starts_with("57P") || code.starts_with("53")
+            }
+        }
+    }
+}
+
+/// Where the database of `url` is, for messages: `host:port` (each, when several); nothing
+/// secret. An unparsable URL gives "an unparsable address" (the configuration checks it first).
+pub fn server_address(url: &str) -> String {
+    let Ok(cfg) = tokio_postgres::Config::from_str(url) else {
+        return "an unparsable address".to_owned();
+    };
+    let ports = cfg.get_ports();
+    let places: Vec<String> = cfg
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                tokio_postgres::config::Host::Unix(dir) => format!("{}:{port}", dir.display()),
+            }
+        })
+        .collect();
+    if places.is_empty() {
+        format!("localhost:{}", ports.first().copied().unwrap_or(5432))
+    } else {
+        places.join(",")
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -223,6 +269,17 @@ mod tests {
     }
 
     use super::StoreError;
+
+    #[test]
+    fn the_server_address_names_host_and_port_and_nothing_secret() {
+        for (url, want) in [
+            ("postgres://u:secret@db.example:5999/x", "db.example:5999"),
+            ("postgres://u@127.0.0.1/x", "127.0.0.1:5432"),
+            ("host=a,b port=1,2 user=u password=secret", "a:1,b:2"),
+        ] {
+            assert_eq!(super::server_address(url), want, "{url}");
+        }
+    }
 
     /// Each cause once: a variant's text leaves its source out, so that anyhow's `{:#}` and
     /// [`crate::report::one_line`] (which the CLI prints with) show it once.
