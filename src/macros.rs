@@ -118,7 +118,9 @@ impl Escape {
 }
 
 /// A parsed template. Any brace that is not `{` + `[a-z0-9_]+` + `}` is literal text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` shows the shape only: the literal text may hold a secret (a token in a URL or a
+/// header value).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Template {
     segments: Vec<Segment>,
     /// For a URL template: how many path segments it has, checked once by `parse_url`, so each
@@ -126,6 +128,20 @@ pub struct Template {
     path_segments: Option<usize>,
     /// For a URL template: its literal `host:port`, the key of the per-host limit.
     host_port: String,
+}
+
+impl std::fmt::Debug for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let macros = self
+            .segments
+            .iter()
+            .filter(|s| matches!(s, Segment::Macro(_)))
+            .count();
+        f.debug_struct("Template")
+            .field("segments", &self.segments.len())
+            .field("macros", &macros)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Template {

@@ -9,8 +9,9 @@ use crate::event::Event;
 use crate::macros::{Escape, Template};
 pub use crate::url_spec::Header;
 
-/// One cross-postback URL as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One cross-postback URL as stored. Its `Debug` masks the URL's secrets and the body (a
+/// template that may carry a key); header values are masked by [`Header`]'s own.
+#[derive(Clone, PartialEq, Serialize)]
 pub struct UrlRow {
     pub id: i64,
     pub offer_id: String,
@@ -31,6 +32,26 @@ pub struct UrlRow {
     /// why they do not parse.
     #[serde(skip)]
     pub templates: std::result::Result<Templates, String>,
+}
+
+impl std::fmt::Debug for UrlRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UrlRow")
+            .field("id", &self.id)
+            .field("offer_id", &self.offer_id)
+            .field("url", &crate::mask::mask_url(&self.url))
+            .field("method", &self.method)
+            .field("goal", &self.goal)
+            .field("statuses", &self.statuses)
+            .field("body", &self.body.as_ref().map(|_| "***"))
+            .field("content_type", &self.content_type)
+            .field("follow_redirects", &self.follow_redirects)
+            .field("enabled", &self.enabled)
+            .field("headers", &self.headers)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("templates", &self.templates)
+            .finish()
+    }
 }
 
 /// A URL's parsed templates.
@@ -347,7 +368,40 @@ fn lowercase_eq(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::lowercase_eq;
+    use super::*;
+
+    #[test]
+    fn a_url_row_debugs_without_its_secrets() {
+        // Regression (review): a derived Debug printed the URL's token, the body template's
+        // key and each header value (in the parsed templates too).
+        let url = "https://p.test/pb?token=URLT0KEN&c={clickid}";
+        let body = r#"{"api_key":"B0DYKEY","c":"{clickid}"}"#;
+        let headers = vec![Header {
+            name: "Authorization".into(),
+            value: "Bearer HEADERT0KEN".into(),
+        }];
+        let row = UrlRow {
+            id: 1,
+            offer_id: "7".into(),
+            url: url.into(),
+            method: "POST".into(),
+            goal: None,
+            statuses: vec![],
+            body: Some(body.into()),
+            content_type: "json".into(),
+            follow_redirects: false,
+            enabled: true,
+            templates: Templates::parse(url, "POST", Some(body), &headers),
+            headers,
+            timeout_ms: None,
+        };
+        assert!(row.templates.is_ok(), "{:?}", row.templates);
+        let shown = format!("{row:?}");
+        for secret in ["URLT0KEN", "B0DYKEY", "HEADERT0KEN"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("Authorization"), "names stay: {shown}");
+    }
 
     #[test]
     fn goals_compare_case_insensitively() {
