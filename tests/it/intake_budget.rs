@@ -18,8 +18,10 @@ fn peak_rss(daemon: &Daemon) -> u64 {
 
 #[tokio::test]
 async fn a_flood_of_large_messages_stays_within_the_byte_budget() {
-    const MESSAGES: usize = 40;
-    const SIZE: usize = 2 * 1024 * 1024;
+    // Under the 1 MiB `max_message_size` that scripts/services gives the broker, and more of
+    // them than the prefetch, so all the old code held (about 60 MiB) is far over the bound.
+    const MESSAGES: usize = 80;
+    const SIZE: usize = 960 * 1024;
     const MAX_MESSAGE_BYTES: usize = 64 * 1024;
     const PREFETCH: usize = 64;
     let env = Env::new().await;
