@@ -82,6 +82,25 @@ pub struct UrlSpec {
     pub timeout: Option<Duration>,
 }
 
+impl UrlSpec {
+    /// A GET of `url` for `offer_id` with every other setting at its default: no filters, no
+    /// body, no headers, the global timeout, redirects not followed.
+    pub fn get(offer_id: &str, url: &str) -> UrlSpec {
+        UrlSpec {
+            offer_id: offer_id.to_owned(),
+            url: url.to_owned(),
+            method: Method::Get,
+            goal: None,
+            statuses: None,
+            body: None,
+            content_type: ContentType::Json,
+            follow_redirects: false,
+            headers: vec![],
+            timeout: None,
+        }
+    }
+}
+
 /// Why a URL is refused. The text names the field; a template's own error is the source.
 #[derive(Debug, thiserror::Error)]
 pub enum UrlSpecError {
@@ -256,18 +275,7 @@ mod tests {
     use super::*;
 
     fn spec() -> UrlSpec {
-        UrlSpec {
-            offer_id: "42".into(),
-            url: "https://partner.test/pb?c={clickid}".into(),
-            method: Method::Get,
-            goal: None,
-            statuses: None,
-            body: None,
-            content_type: ContentType::Json,
-            follow_redirects: false,
-            headers: vec![],
-            timeout: None,
-        }
+        UrlSpec::get("42", "https://partner.test/pb?c={clickid}")
     }
 
     const MAX: Duration = Duration::from_secs(10);

@@ -16,7 +16,7 @@ use super::parts::{Receiver, event_body};
 use super::{World, progress};
 use crate::amqp;
 use crate::store;
-use crate::url_spec::{self, ContentType, Method, UrlSpec};
+use crate::url_spec::{self, UrlSpec};
 
 const E2E_OFFER: &str = "42";
 const LATENCY_OFFER: &str = "43";
@@ -80,21 +80,8 @@ impl EndToEnd<'_> {
                 (E2E_OFFER, format!("/e2e/{j}?c={{conversion_id}}")),
                 (LATENCY_OFFER, format!("/lat/{{sub1}}?u={j}")),
             ] {
-                let new = url_spec::validate(
-                    UrlSpec {
-                        offer_id: offer.into(),
-                        url: format!("http://{}{path}", self.receiver.addr),
-                        method: Method::Get,
-                        goal: None,
-                        statuses: None,
-                        body: None,
-                        content_type: ContentType::Json,
-                        follow_redirects: false,
-                        headers: vec![],
-                        timeout: None,
-                    },
-                    self.world.cfg.delivery.timeout.0,
-                )?;
+                let url = format!("http://{}{path}", self.receiver.addr);
+                let new = url_spec::validate(UrlSpec::get(offer, &url), self.world.cfg.delivery.timeout.0)?;
                 store::urls::add(&client, &new).await?;
             }
         }

@@ -1,23 +1,12 @@
 //! The URL service as a library, as the HTTP API will call it: typed errors to branch on.
 
-use cross_postback::url_spec::{ContentType, Method, UrlSpec, UrlSpecError};
+use cross_postback::url_spec::{UrlSpec, UrlSpecError};
 use cross_postback::urls_service::{UrlPatch, UrlService, UrlServiceError};
 
 use crate::harness::*;
 
 fn spec(url: &str) -> UrlSpec {
-    UrlSpec {
-        offer_id: "5".into(),
-        url: url.into(),
-        method: Method::Get,
-        goal: None,
-        statuses: None,
-        body: None,
-        content_type: ContentType::Json,
-        follow_redirects: false,
-        headers: vec![],
-        timeout: None,
-    }
+    UrlSpec::get("5", url)
 }
 
 #[tokio::test]
