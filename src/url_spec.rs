@@ -32,9 +32,16 @@ impl Method {
         }
     }
 
-    /// The method of a stored row (`GET` unless `POST`).
+    /// The method of a stored row (`GET` unless `POST`; the column allows only the two).
     pub fn from_stored(text: &str) -> Method {
         if text == "POST" { Method::Post } else { Method::Get }
+    }
+
+    pub fn to_reqwest(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+        }
     }
 }
 

@@ -25,33 +25,8 @@ impl DeliveryState {
     }
 }
 
-/// The HTTP method of a URL, as `cross_postback_urls.method` holds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Post,
-}
-
-impl Method {
-    /// The stored text; anything but `POST` is a GET (the column allows only the two).
-    pub fn from_stored(text: &str) -> Method {
-        if text == "POST" { Method::Post } else { Method::Get }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-        }
-    }
-
-    pub fn to_reqwest(self) -> reqwest::Method {
-        match self {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-        }
-    }
-}
+/// The HTTP method of a URL: one type, the one URLs are validated with.
+pub use crate::url_spec::Method;
 
 #[cfg(test)]
 mod tests {
