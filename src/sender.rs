@@ -341,13 +341,13 @@ fn excerpt(body: &[u8]) -> Option<String> {
 /// it (masked where shown) already.
 fn from_error(e: reqwest::Error) -> Response {
     let e = e.without_url();
-    let mut text = e.to_string();
+    // The text is the chain on one line, each cause once; the code is the first cause's type
+    // that tells one.
+    let text = crate::report::one_line(&e);
     let mut code = None;
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        code = code.or_else(|| code_of_cause(s));
+    while let (None, Some(s)) = (code, source) {
+        code = code_of_cause(s);
         source = s.source();
     }
     let code = if e.is_builder() {
