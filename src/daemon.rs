@@ -229,8 +229,7 @@ async fn run(
 
 /// `start + span`, a span too long to add being as good as forever (a century).
 fn after(start: Instant, span: Duration) -> Instant {
-    const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
-    start.checked_add(span.min(CENTURY)).unwrap_or(start)
+    store::dispatch::lease_end(start, span)
 }
 
 /// Spawns intake, the database monitor and dispatch's tasks under the supervisor.

@@ -176,9 +176,7 @@ impl InFlight {
 
     /// How long a waiting note is kept: the lease of the delivery it waits for.
     pub(super) fn waiting_until(now: Instant, lease: Duration) -> Instant {
-        now.checked_add(lease)
-            .or_else(|| now.checked_add(Duration::from_secs(86_400)))
-            .unwrap_or(now)
+        crate::store::dispatch::lease_end(now, lease)
     }
 }
 

@@ -115,7 +115,7 @@ pub async fn log_batch(
     let lease = write::Lease {
         owner,
         length: lease,
-        until: Instant::now() + lease,
+        until: super::dispatch::lease_end(Instant::now(), lease),
     };
     let tx = client.transaction().await?;
     let events: Vec<Option<&Event>> = messages
