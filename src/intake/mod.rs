@@ -258,10 +258,13 @@ impl Intake {
                     None => return Ok(()),
                 },
             };
+            // The batch's conversions, so each message is checked once, not against every other.
+            let mut conversions = std::collections::HashSet::new();
+            conversions.extend(conversion_of(&first));
             let mut batch = vec![first];
             while batch.len() < self.cfg.amqp.batch_size {
                 let Ok(taken) = rx.try_recv() else { break };
-                if batch.iter().any(|held| same_conversion(held, &taken)) {
+                if conversion_of(&taken).is_some_and(|id| !conversions.insert(id)) {
                     next = Some(taken);
                     break;
                 }
@@ -368,11 +371,11 @@ fn lane_of(message: &sql::Message, tag: u64, lanes: usize) -> usize {
     (h.finish() % lanes as u64) as usize
 }
 
-/// Whether two taken messages are events of one conversion.
-fn same_conversion(a: &Taken, b: &Taken) -> bool {
-    match (&a.1, &b.1) {
-        (sql::Message::Valid(a), sql::Message::Valid(b)) => a.conversion_id == b.conversion_id,
-        _ => false,
+/// The conversion a taken message is an event of; an invalid message is of none.
+fn conversion_of(taken: &Taken) -> Option<String> {
+    match &taken.1 {
+        sql::Message::Valid(event) => Some(event.conversion_id.clone()),
+        sql::Message::Invalid(_) => None,
     }
 }
 
