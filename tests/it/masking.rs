@@ -112,17 +112,6 @@ async fn silent_port() -> std::net::SocketAddr {
     addr
 }
 
-/// A loopback port bound but never listened on: connections are refused. The socket is kept
-/// (not dropped), so no test running beside this one can take the port meanwhile.
-fn closed_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind("127.0.0.1:0".parse().expect("address"))
-        .expect("bind");
-    let addr = socket.local_addr().expect("address");
-    (socket, addr)
-}
-
 /// Regression (issue 8, fault 3): errors quoted the rendered URL or the template, secrets and
 /// all. Every path that writes an error is taken once, each by its own URL with a password and
 /// secret parameters, and none of them may show a secret in `attempts.error`, the statistics

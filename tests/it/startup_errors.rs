@@ -8,11 +8,6 @@ use crate::harness::child::{Daemon, terminate};
 use crate::harness::*;
 
 /// A loopback port nothing listens on (bound, then let go).
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
-    listener.local_addr().expect("its address").port()
-}
-
 /// `env`'s database URL with another user, database or port.
 fn database_url(env: &Env, user: Option<&str>, db: Option<&str>, port: Option<u16>) -> String {
     let mut url = url::Url::parse(&env.cfg.database.url).expect("test database URL parses");
@@ -93,7 +88,9 @@ async fn a_refused_broker_login_stops_start_up() {
 #[tokio::test]
 async fn an_unreachable_database_or_broker_is_waited_for_naming_host_and_port() {
     let env = Env::new().await;
-    let port = closed_port();
+    // Held closed for the whole test: a port let go could be taken by a test beside this one.
+    let (_bound, addr) = closed_port();
+    let port = addr.port();
     let db = database_url(&env, None, None, Some(port));
     let broker = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
     for (var, value, what) in [("DATABASE_URL", db, "database"), ("AMQP_URL", broker, "broker")] {

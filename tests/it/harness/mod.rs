@@ -511,3 +511,15 @@ pub async fn retry_waiting(schedule: Dur, path: &str, status: &str) -> RetryWait
         pg,
     }
 }
+
+/// A loopback port bound but never listened on: connections are refused. Keep the socket (do
+/// not drop it) for as long as the port must stay closed, so no test running beside this one
+/// can take the port meanwhile.
+pub fn closed_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let addr = socket.local_addr().expect("address");
+    (socket, addr)
+}
