@@ -238,6 +238,10 @@ async fn a_disable_waits_for_a_batch_that_read_the_url_enabled_and_cancels_its_d
         (disable.is_finished() || count(&pg, waiting).await == 2).then_some(())
     })
     .await;
+    assert!(
+        !disable.is_finished(),
+        "the disable waits for the batch that read the URL enabled, it does not end before it"
+    );
     locker.batch_execute("COMMIT").await.expect("row unlocked");
 
     let (code, out, err) = disable.await.expect("disable ran");

@@ -50,6 +50,10 @@ async fn a_redeliver_and_a_disable_of_the_same_url_do_not_deadlock() {
         (disable.is_finished() || count(&pg, waiting).await == 2).then_some(())
     })
     .await;
+    assert!(
+        !disable.is_finished(),
+        "the disable waits for the redeliver's locks, it does not end before it"
+    );
     locker.batch_execute("COMMIT").await.expect("row unlocked");
 
     let redelivered = redeliver.await.expect("redeliver ran");
