@@ -1,11 +1,13 @@
 //! `cross-postback deliveries list|show`: what became of each conversion's postback.
 
 use anyhow::{Context, bail};
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
+use clap::builder::TypedValueParser;
 
 use super::{Format, table};
 use crate::config::Config;
 use crate::output::Cell;
+use crate::store::dispatch::DeliveryState;
 use crate::store::{self, deliveries};
 
 #[derive(Debug, Subcommand)]
@@ -22,8 +24,8 @@ pub enum DeliveriesCommand {
         #[arg(long = "url", value_name = "ID")]
         url_id: Option<i64>,
         /// Only deliveries in this state.
-        #[arg(long, value_enum)]
-        state: Option<State>,
+        #[arg(long, value_parser = state_arg())]
+        state: Option<DeliveryState>,
         /// Most deliveries shown.
         #[arg(long, default_value_t = 100, value_name = "N")]
         limit: i64,
@@ -41,31 +43,10 @@ pub enum DeliveriesCommand {
     },
 }
 
-/// A delivery's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum State {
-    /// Waiting for its first attempt or a retry.
-    Pending,
-    /// A 2xx was received.
-    Delivered,
-    /// Refused for good, or out of attempts.
-    Failed,
-    /// A newer status of the same conversion replaced it.
-    Superseded,
-    /// Its URL was disabled or removed.
-    Cancelled,
-}
-
-impl State {
-    fn as_str(self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::Delivered => "delivered",
-            State::Failed => "failed",
-            State::Superseded => "superseded",
-            State::Cancelled => "cancelled",
-        }
-    }
+/// `--state`: one of the delivery states (clap lists them when another word is given).
+fn state_arg() -> impl TypedValueParser<Value = DeliveryState> {
+    clap::builder::PossibleValuesParser::new(DeliveryState::ALL.map(DeliveryState::as_str))
+        .try_map(|text| DeliveryState::parse(&text).ok_or_else(|| format!("{text:?} is not a state")))
 }
 
 const LIST_HEADER: [&str; 8] = [
