@@ -157,10 +157,11 @@ pub(super) async fn runnable(dispatch: &Dispatch, claimed: Claimed) -> Vec<Job> 
 
 fn count(dispatch: &Dispatch, records: &[AttemptRecord]) {
     for r in records {
+        // An attempt that leaves its delivery pending scheduled a retry; any other state is
+        // counted under its own name.
         let outcome = match r.state {
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::Failed => "failed",
-            _ => "retried",
+            DeliveryState::Pending => "retried",
+            other => other.as_str(),
         };
         dispatch.metrics.delivery(outcome, 1);
     }
