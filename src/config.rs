@@ -38,6 +38,9 @@ pub struct Config {
     pub run: Run,
     pub http: Http,
     pub log: Log,
+    pub web: Web,
+    pub retention: Retention,
+    pub alerts: Alerts,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +59,10 @@ pub struct Amqp {
     pub batch_size: usize,
     /// Intake lanes: conversions are spread over them, each commits its batches in turn.
     pub lanes: usize,
+    /// `shared` (one queue) or `ordered` (sharded by conversion, one active consumer a shard).
+    pub mode: AmqpMode,
+    /// Shard queues `<queue>.<n>` in ordered mode.
+    pub shards: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +86,9 @@ pub struct Delivery {
     pub poll_interval: Dur,
     pub lease: Dur,
     pub max_response_bytes: usize,
+    /// A URL whose attempts have all failed this long (and at least 20 times) is disabled;
+    /// zero never disables.
+    pub disable_after: Dur,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +109,49 @@ pub struct Http {
 pub struct Log {
     pub format: LogFormat,
     pub level: String,
+}
+
+/// The statistics page, partner links and the HTTP API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Web {
+    pub enabled: bool,
+    #[serde(with = "values::listen")]
+    pub listen: SocketAddr,
+    /// The address partner links are built on; empty means `http://` + `listen`.
+    pub public_url: String,
+    /// Longest expiry a partner link may be given.
+    pub max_link_lifetime: Dur,
+}
+
+/// How long records are kept; zero keeps them forever.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    pub attempts: Dur,
+    pub deliveries: Dur,
+    pub conversions: Dur,
+    pub rejected: Dur,
+    /// How often the daemon applies retention.
+    pub interval: Dur,
+}
+
+/// Announcements of URLs disabled or failing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    /// Where alerts are POSTed as JSON; empty sends none.
+    pub webhook_url: String,
+    /// A URL's share of 2xx attempts over an hour under this is announced.
+    pub failure_ratio: f64,
+}
+
+/// How the daemon consumes: one shared queue, or shards by conversion id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AmqpMode {
+    Shared,
+    Ordered,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,6 +276,21 @@ impl Config {
     pub fn allow_cidrs(&self) -> Vec<ipnet::IpNet> {
         self.delivery.allow_cidrs.clone()
     }
+
+    /// The address partner links are built on, without a trailing slash.
+    pub fn web_public_url(&self) -> String {
+        let configured = self.web.public_url.trim().trim_end_matches('/');
+        if configured.is_empty() {
+            format!("http://{}", self.web.listen)
+        } else {
+            configured.to_owned()
+        }
+    }
+
+    /// The alert webhook, if one is configured.
+    pub fn alerts_webhook_url(&self) -> Option<&str> {
+        Some(self.alerts.webhook_url.trim()).filter(|u| !u.is_empty())
+    }
 }
 
 /// Key → the variable or file its value came from.
@@ -307,6 +375,11 @@ fn set_from_text(tree: &mut toml::Table, key: &str, text: &str, var: &str) -> Re
                 )));
             }
         },
+        toml::Value::Float(_) => text
+            .trim()
+            .parse::<f64>()
+            .map(toml::Value::Float)
+            .map_err(|_| err(format!("{var} (`{key}`) must be a number, got {text:?}")))?,
         toml::Value::Integer(_) => text
             .trim()
             .parse::<i64>()

@@ -40,6 +40,13 @@ pub fn entries(cfg: &Config) -> anyhow::Result<Vec<(String, Cell)>> {
                 toml::Value::String(s) if URL_KEYS.contains(&key.as_str()) => {
                     Cell::Text(crate::mask::mask_url(s))
                 }
+                // A webhook's path is its secret (Slack's /services/T…/B…/…): only the origin.
+                toml::Value::String(s) if key == "alerts.webhook_url" && !s.is_empty() => {
+                    Cell::Text(url::Url::parse(s).map_or_else(
+                        |_| "***".to_owned(),
+                        |u| format!("{}/***", u.origin().ascii_serialization()),
+                    ))
+                }
                 toml::Value::String(s) => Cell::text(s),
                 toml::Value::Integer(n) => Cell::Int(*n),
                 toml::Value::Boolean(b) => Cell::Bool(*b),
@@ -66,9 +73,14 @@ mod tests {
         let mut cfg = Config::default();
         cfg.database.url = "postgres://app:S3CRET@db.test:5432/xpb".into();
         cfg.amqp.url = "amqp://bunny:H1DDEN@mq.test:5672/%2f".into();
+        cfg.alerts.webhook_url = "https://hooks.test/services/T1/B2/W3BHOOK".into();
         let entries = entries(&cfg).expect("entries");
         let text = format!("{entries:?}");
         assert!(!text.contains("S3CRET") && !text.contains("H1DDEN"), "{text}");
+        assert!(
+            !text.contains("W3BHOOK") && text.contains("https://hooks.test/***"),
+            "{text}"
+        );
         assert!(text.contains("app:***@db.test"), "{text}");
         let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
         for key in [
@@ -76,6 +88,10 @@ mod tests {
             "delivery.retry_schedule",
             "log.level",
             "http.listen",
+            "web.listen",
+            "retention.attempts",
+            "amqp.mode",
+            "alerts.failure_ratio",
         ] {
             assert!(keys.contains(&key), "{key} missing: {keys:?}");
         }

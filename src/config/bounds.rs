@@ -16,6 +16,8 @@ const DAY: Duration = Duration::from_secs(86_400);
 pub const MAX_RETRY_STEP: Duration = Duration::from_secs(30 * 86_400);
 /// Longest `delivery.lease`.
 pub const MAX_LEASE: Duration = DAY;
+/// Longest retention, link lifetime or disabling delay (ten years).
+const MAX_RETENTION: Duration = Duration::from_secs(3_650 * 86_400);
 /// Most steps of `delivery.retry_schedule`.
 const MAX_RETRY_STEPS: usize = 100;
 
@@ -58,6 +60,48 @@ impl Config {
             return Err(invalid("amqp.url", "must start with amqp:// or amqps://"));
         }
         check_log_level(&self.log.level).map_err(|m| invalid("log.level", m))?;
+        check_http_url(&self.web.public_url).map_err(|m| invalid("web.public_url", m))?;
+        check_http_url(&self.alerts.webhook_url).map_err(|m| invalid("alerts.webhook_url", m))?;
+        let ratio = self.alerts.failure_ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(invalid(
+                "alerts.failure_ratio",
+                format!("{ratio} is out of range: allowed from 0 to 1"),
+            ));
+        }
+        self.check_retention()
+    }
+
+    fn check_retention(&self) -> Result<(), Invalid> {
+        let r = &self.retention;
+        // Zero keeps forever; otherwise at least a day (attempts are dropped a day at a time).
+        for (key, d) in [
+            ("retention.attempts", r.attempts),
+            ("retention.deliveries", r.deliveries),
+            ("retention.conversions", r.conversions),
+            ("retention.rejected", r.rejected),
+        ] {
+            if !d.0.is_zero() {
+                within(key, d, DAY, MAX_RETENTION)?;
+            }
+        }
+        within("retention.interval", r.interval, MINUTE, DAY)?;
+        // A delivery's attempts must not outlive it.
+        let forever = |d: Dur| d.0.is_zero();
+        if !forever(r.deliveries) && (forever(r.attempts) || r.deliveries < r.attempts) {
+            return Err(invalid(
+                "retention.deliveries",
+                format!(
+                    "{} is shorter than `retention.attempts` ({}): deliveries are kept at least as long as their attempts",
+                    r.deliveries,
+                    if forever(r.attempts) {
+                        "0, forever".to_owned()
+                    } else {
+                        r.attempts.to_string()
+                    }
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -68,6 +112,7 @@ impl Config {
             ("amqp.max_message_bytes", self.amqp.max_message_bytes, 64 * MIB),
             ("amqp.batch_size", self.amqp.batch_size, 10_000),
             ("amqp.lanes", self.amqp.lanes, 64),
+            ("amqp.shards", self.amqp.shards, 1_024),
             ("database.pool_size", self.database.pool_size, 1_000),
             ("delivery.concurrency", self.delivery.concurrency, 65_536),
             (
@@ -112,6 +157,15 @@ impl Config {
             Duration::ZERO,
             HOUR,
         )?;
+        if !d.disable_after.0.is_zero() {
+            within("delivery.disable_after", d.disable_after, MINUTE, MAX_RETENTION)?;
+        }
+        within(
+            "web.max_link_lifetime",
+            self.web.max_link_lifetime,
+            Duration::from_secs(1),
+            MAX_RETENTION,
+        )?;
         if d.retry_schedule.len() > MAX_RETRY_STEPS {
             return Err(invalid(
                 "delivery.retry_schedule",
@@ -137,6 +191,20 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Empty (not set), or an absolute http(s) URL.
+fn check_http_url(text: &str) -> Result<(), String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(());
+    }
+    let url =
+        url::Url::parse(text).map_err(|e| format!("not a URL ({e}): use one like https://host/path"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http:// or https:// URL with a host".to_owned());
+    }
+    Ok(())
 }
 
 /// The words of a level filter.

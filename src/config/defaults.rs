@@ -23,6 +23,8 @@ impl Default for Config {
                 max_message_bytes: 65_536,
                 batch_size: 128,
                 lanes: 2,
+                mode: AmqpMode::Shared,
+                shards: 8,
             },
             database: Database {
                 url: "postgres://postgres@127.0.0.1:5432/cross_postback".into(),
@@ -42,6 +44,7 @@ impl Default for Config {
                 poll_interval: secs(1),
                 lease: secs(60),
                 max_response_bytes: 65_536,
+                disable_after: secs(3 * 86_400),
             },
             run: Run {
                 shutdown_timeout: secs(30),
@@ -52,6 +55,23 @@ impl Default for Config {
             log: Log {
                 format: LogFormat::Pretty,
                 level: "info".into(),
+            },
+            web: Web {
+                enabled: true,
+                listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+                public_url: String::new(),
+                max_link_lifetime: secs(365 * 86_400),
+            },
+            retention: Retention {
+                attempts: secs(90 * 86_400),
+                deliveries: secs(90 * 86_400),
+                conversions: secs(400 * 86_400),
+                rejected: secs(30 * 86_400),
+                interval: secs(3_600),
+            },
+            alerts: Alerts {
+                webhook_url: String::new(),
+                failure_ratio: 0.5,
             },
         }
     }

@@ -125,6 +125,71 @@ fn bad_values_name_the_key_and_what_is_allowed() {
         ),
         (
             None,
+            vec![("XPB_AMQP__MODE", "sharded")],
+            &["amqp.mode", "shared", "ordered"],
+        ),
+        (
+            None,
+            vec![("XPB_AMQP__SHARDS", "0")],
+            &["amqp.shards", "outside 1..=1024"],
+        ),
+        (
+            None,
+            vec![("XPB_RETENTION__ATTEMPTS", "2h")],
+            &["retention.attempts", "allowed from 1d"],
+        ),
+        (
+            None,
+            vec![("XPB_RETENTION__DELIVERIES", "30d")],
+            &["retention.deliveries", "shorter than `retention.attempts` (90d)"],
+        ),
+        (
+            None,
+            vec![("XPB_RETENTION__ATTEMPTS", "0")],
+            &["retention.deliveries", "0, forever"],
+        ),
+        (
+            None,
+            vec![("XPB_RETENTION__INTERVAL", "1s")],
+            &["retention.interval", "allowed from 1m to 1d"],
+        ),
+        (
+            None,
+            vec![("XPB_WEB__PUBLIC_URL", "ftp://stats.example")],
+            &["web.public_url", "http:// or https://"],
+        ),
+        (
+            None,
+            vec![("XPB_WEB__LISTEN", "8080")],
+            &["web.listen", "is not an address"],
+        ),
+        (
+            None,
+            vec![("XPB_WEB__MAX_LINK_LIFETIME", "0")],
+            &["web.max_link_lifetime", "allowed from 1s"],
+        ),
+        (
+            None,
+            vec![("XPB_ALERTS__WEBHOOK_URL", "hooks.slack.com/x")],
+            &["alerts.webhook_url", "not a URL"],
+        ),
+        (
+            None,
+            vec![("XPB_ALERTS__FAILURE_RATIO", "1.5")],
+            &["alerts.failure_ratio", "from 0 to 1"],
+        ),
+        (
+            None,
+            vec![("XPB_ALERTS__FAILURE_RATIO", "half")],
+            &["alerts.failure_ratio", "must be a number"],
+        ),
+        (
+            None,
+            vec![("XPB_DELIVERY__DISABLE_AFTER", "5s")],
+            &["delivery.disable_after", "allowed from 1m"],
+        ),
+        (
+            None,
             vec![("XPB_DELIVERY__ALLOW_PRIVATE_NETWORKS", "yes")],
             &["delivery.allow_private_networks", "true or false"],
         ),
@@ -346,4 +411,32 @@ fn origins_name_the_variable_or_the_file() {
         Some("DATABASE_URL")
     );
     assert!(!loaded.origins.contains_key("amqp.queue"));
+}
+
+#[test]
+fn web_public_url_defaults_to_the_listen_address_and_alerts_are_off_by_default() {
+    let cfg = Config::load(None, env(&[])).unwrap();
+    assert_eq!(cfg.web_public_url(), "http://127.0.0.1:8080");
+    assert_eq!(cfg.alerts_webhook_url(), None);
+    let cfg = Config::load(
+        None,
+        env(&[
+            ("XPB_WEB__PUBLIC_URL", "https://stats.example.com/"),
+            (
+                "XPB_ALERTS__WEBHOOK_URL",
+                "https://hooks.example.com/services/T1/B2/secret",
+            ),
+            ("XPB_ALERTS__FAILURE_RATIO", "0.25"),
+            ("XPB_RETENTION__ATTEMPTS", "0"),
+            ("XPB_RETENTION__DELIVERIES", "0"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(cfg.web_public_url(), "https://stats.example.com");
+    assert_eq!(
+        cfg.alerts_webhook_url(),
+        Some("https://hooks.example.com/services/T1/B2/secret")
+    );
+    assert_eq!(cfg.alerts.failure_ratio, 0.25);
+    assert!(cfg.retention.attempts.0.is_zero());
 }

@@ -16,6 +16,10 @@ impl FromStr for Dur {
     type Err = String;
     fn from_str(s: &str) -> Result<Dur, String> {
         let t = s.trim();
+        if t == "0" {
+            // Zero needs no unit: it is how a retention or a limit is turned off.
+            return Ok(Dur(Duration::ZERO));
+        }
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         let n: u64 = num.parse().map_err(|_| bad_duration(s))?;
