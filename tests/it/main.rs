@@ -47,3 +47,4 @@ mod url_service_api;
 mod walkthrough;
 mod web_api;
 mod web_links_api;
+mod web_schemathesis;
