@@ -2,7 +2,6 @@
 //! mutated requests (with a valid token) never get a 500, and answers match the document.
 //! `scripts/test` installs schemathesis from PyPI when it is missing.
 
-use crate::harness::*;
 use crate::web_api::Web;
 
 #[tokio::test]
