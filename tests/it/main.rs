@@ -5,6 +5,7 @@ mod harness;
 
 mod bench;
 mod bench_quiet;
+mod bench_stats;
 mod bodies;
 mod cancel;
 mod channel;
