@@ -6,6 +6,7 @@ mod harness;
 mod bench;
 mod bench_quiet;
 mod bodies;
+mod browser;
 mod cancel;
 mod channel;
 mod chaos;
