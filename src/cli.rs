@@ -13,20 +13,24 @@ mod attempts;
 mod config_show;
 mod deliveries;
 mod generate;
+mod links;
 mod publish;
 mod redeliver;
 mod rejected;
 pub mod table;
 mod test_url;
+mod tokens;
 mod urls;
 
 pub use attempts::{AttemptsArgs, HttpClass, parse_time};
 pub use deliveries::DeliveriesCommand;
 pub use generate::Shell;
+pub use links::{CreateLink, LinksCommand};
 pub use publish::routing_key;
 pub use redeliver::RedeliverArgs;
 pub use rejected::RejectedCommand;
 pub use test_url::TestUrl;
+pub use tokens::TokensCommand;
 pub use urls::{AddUrl, EditUrl, UrlsCommand};
 
 /// The version `--version` prints: the package's, and the commit it was built from (`unknown`
@@ -87,6 +91,14 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `cross-postback manpage | man -l -`.
     Manpage,
+    /// Serve the statistics page and the HTTP API alone (no consuming, no sending).
+    Web,
+    /// Admin tokens of the page and the API.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Partner links: a scoped, read-only view of the statistics for someone without a token.
+    #[command(subcommand)]
+    Links(LinksCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +207,9 @@ pub async fn execute(command: Command, cfg: Config, config_file: Option<PathBuf>
         Command::Rejected(cmd) => rejected::run(cmd, &cfg).await,
         Command::Receiver { listen } => crate::receiver::run(listen).await,
         Command::Bench(args) => crate::bench::run(args, &cfg, config_file.as_deref()).await,
+        Command::Web => crate::web::run_until_signalled(cfg).await,
+        Command::Tokens(cmd) => tokens::run(cmd, &cfg).await,
+        Command::Links(cmd) => links::run(cmd, &cfg).await,
     }
 }
 

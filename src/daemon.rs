@@ -46,6 +46,8 @@ const HURRIED_RECORDS: Duration = Duration::from_secs(2);
 pub struct Daemon {
     /// Where `/healthz`, `/readyz` and `/metrics` answer.
     pub http_addr: SocketAddr,
+    /// Where the page and the API answer (`web.listen`), unless `web.enabled = false`.
+    pub web_addr: Option<SocketAddr>,
     pub health: Arc<Health>,
     pub metrics: Metrics,
     task: JoinHandle<anyhow::Result<()>>,
@@ -121,6 +123,17 @@ pub async fn start_abandonable(
         ops_server.await;
         Ok(())
     });
+    // The page and the API stop with the ops listener, after the drain: a request in flight
+    // (an export) is not cut by a shutdown that has time to spare.
+    let web_addr = if cfg.web.enabled {
+        let web_pool = crate::web::pool(&cfg)?;
+        let (addr, server) = crate::web::serve(Arc::clone(&cfg), web_pool, ops_stop.clone()).await?;
+        tracing::info!(%addr, "web listener up");
+        supervisor.spawn("web listener", server);
+        Some(addr)
+    } else {
+        None
+    };
     let stops = Stops {
         stop,
         ops_stop,
@@ -129,6 +142,7 @@ pub async fn start_abandonable(
     let task = tokio::spawn(run(intake, dispatch, (jobs_tx, jobs_rx), stops, supervisor));
     Ok(Daemon {
         http_addr,
+        web_addr,
         health,
         metrics,
         task,

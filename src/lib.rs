@@ -28,6 +28,7 @@
 //! - [`sender`]    the HTTP client: timeouts, body cap, redirects, network guard
 //! - [`dispatch`]  claiming, per-host limits, sending, recording, handing off
 //! - [`ops`]       `/healthz`, `/readyz`, `/metrics`
+//! - [`web`]       the statistics page, partner links and the HTTP API (`/api/v1`)
 //! - [`telemetry`] logging setup; caps the libraries that log secrets when verbose
 //! - [`daemon`]    wires intake, dispatch and ops together until shutdown
 //! - [`urls_service`] add, edit, list, disable, enable, remove and test URLs: the one service
@@ -59,6 +60,7 @@ pub mod sender;
 pub mod store;
 pub mod telemetry;
 pub mod urls_service;
+pub mod web;
 
 /// Runs the daemon until SIGTERM or SIGINT, then shuts down gracefully; a second signal
 /// abandons the sends still in flight (their leases expire and they are sent again) and the

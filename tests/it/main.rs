@@ -46,3 +46,5 @@ mod unsendable;
 mod url_service;
 mod url_service_api;
 mod walkthrough;
+mod web_api;
+mod web_links_api;
