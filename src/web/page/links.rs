@@ -182,11 +182,15 @@ pub fn scope_text(s: &LinkScope) -> String {
 
 fn span(d: std::time::Duration) -> String {
     let s = d.as_secs();
-    match s {
-        s if s % 86_400 == 0 => format!("{} days", s / 86_400),
-        s if s % 3600 == 0 => format!("{} hours", s / 3600),
-        s if s % 60 == 0 => format!("{} minutes", s / 60),
-        s => format!("{s} seconds"),
+    let (n, unit) = match s {
+        s if s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s % 3600 == 0 => (s / 3600, "hour"),
+        s if s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    match n {
+        1 => unit.to_owned(),
+        n => format!("{n} {unit}s"),
     }
 }
 

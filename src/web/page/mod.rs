@@ -61,6 +61,10 @@ pub fn html_headers(headers: &mut HeaderMap) {
     set(headers, "cache-control", "no-store");
     set(headers, "x-content-type-options", "nosniff");
     set(headers, "x-frame-options", "DENY");
+    // Not `no-referrer` here: with it a browser sends `Origin: null` on the page's own POSTs,
+    // which the cross-site check must refuse. Partner pages override it with `no-referrer`
+    // (they have no form that posts).
+    set(headers, "referrer-policy", "same-origin");
     set(
         headers,
         "content-security-policy",

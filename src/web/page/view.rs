@@ -120,7 +120,8 @@ pub fn cell_view(column: &str, cell: &Cell) -> CellView {
     let class = match (column, cell) {
         ("http_code", _) => "num code",
         (_, Cell::Int(_) | Cell::Decimal(_)) => "num",
-        ("postback_url" | "error" | "notice" | "response_excerpt", _) => "wrap",
+        ("postback_url", _) => "wrap url",
+        ("error" | "notice" | "response_excerpt", _) => "wrap",
         _ => "",
     };
     CellView {
