@@ -16,6 +16,7 @@ mod delivery;
 pub mod links;
 mod signin;
 pub mod table;
+mod url_views;
 mod urls;
 pub mod view;
 

@@ -321,3 +321,34 @@ pub async fn export(State(state): State<AppState>, headers: HeaderMap, RawQuery(
         Err(e) => super::message(StatusCode::BAD_REQUEST, "Bad filter", e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_defaults_to_the_last_day_and_splits_id_lists() {
+        let cases: &[(Option<&str>, &str)] = &[
+            (None, "?from=24h"),
+            (Some("goal=&limit=5"), "?from=24h&limit=5"),
+            (Some("to=2026-01-02"), "?to=2026-01-02"),
+            (
+                Some("from=2d&affiliate_id=7,%208&affiliate_id=9"),
+                "?from=2d&affiliate_id=7&affiliate_id=8&affiliate_id=9",
+            ),
+            (Some("offer_id=1,,2"), "?from=24h&offer_id=1&offer_id=2"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(view::address("", &normalised(*raw), &[], &[]), *want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn the_page_caps_its_size_and_names_a_bad_parameter() {
+        let p = parse(&normalised(Some("limit=1000"))).unwrap();
+        assert_eq!(p.limit, MAX_PAGE);
+        assert_eq!(parse(&normalised(None)).unwrap().limit, DEFAULT_PAGE);
+        let e = parse(&normalised(Some("http_class=7xx"))).err().unwrap();
+        assert!(e.contains("http_class"), "{e}");
+    }
+}

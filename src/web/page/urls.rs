@@ -1,174 +1,19 @@
 //! `/urls`: list, add, edit, disable, enable, remove and test URLs, all through the URL service
 //! the CLI and the API call (same validation, same messages); with each URL's last 24 hours.
 
-use std::collections::HashMap;
-
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use deadpool_postgres::GenericClient;
 
+use super::url_views::{TestView, UrlForm, UrlView, health, test_view, url_view};
 use super::{admin, guard_post, internal, message, render, see_other, view};
 use crate::mask::mask_url;
-use crate::store::urls::UrlRow;
-use crate::url_spec::{ContentType, Method, UrlSpec};
+use crate::url_spec::{ContentType, UrlSpec};
 use crate::urls_service::{UrlPatch, UrlServiceError};
 use crate::web::session::Session;
 use crate::web::state::AppState;
-
-/// A URL's last 24 hours.
-#[derive(Debug, Default, Clone)]
-struct Health {
-    attempts: i64,
-    ok_share: Option<f64>,
-    p95_ms: Option<f64>,
-    last_error: Option<String>,
-}
-
-async fn health(client: &impl GenericClient) -> Result<HashMap<i64, Health>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT url_id, count(*), \
-                    avg(CASE WHEN http_code BETWEEN 200 AND 299 THEN 1.0 ELSE 0.0 END)::float8, \
-                    percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)::float8, \
-                    (array_agg(error_code || ': ' || xpb_mask_secrets(error) ORDER BY sent_at DESC) \
-                       FILTER (WHERE error IS NOT NULL))[1] \
-             FROM attempts WHERE sent_at > now() - interval '24 hours' GROUP BY url_id",
-            &[],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let h = Health {
-                attempts: r.get(1),
-                ok_share: r.get(2),
-                p95_ms: r.get(3),
-                last_error: r.get(4),
-            };
-            (r.get::<_, i64>(0), h)
-        })
-        .collect())
-}
-
-pub struct UrlView {
-    id: i64,
-    offer: String,
-    url: String,
-    method: String,
-    goal: String,
-    statuses: String,
-    enabled: bool,
-    attempts: i64,
-    ok_share: String,
-    p95: String,
-    last_error: String,
-    /// (path segment, button text, class)
-    actions: Vec<(&'static str, &'static str, &'static str)>,
-}
-
-fn url_view(u: &UrlRow, h: Option<&Health>) -> UrlView {
-    let h = h.cloned().unwrap_or_default();
-    let toggle = if u.enabled {
-        ("disable", "Disable", "secondary")
-    } else {
-        ("enable", "Enable", "secondary")
-    };
-    UrlView {
-        id: u.id,
-        offer: u.offer_id.clone(),
-        url: mask_url(&u.url),
-        method: u.method.clone(),
-        goal: u.goal.clone().unwrap_or_default(),
-        statuses: if u.statuses.is_empty() {
-            "all".into()
-        } else {
-            u.statuses.join(",")
-        },
-        enabled: u.enabled,
-        attempts: h.attempts,
-        ok_share: h.ok_share.map_or("—".into(), |s| format!("{:.0} %", s * 100.0)),
-        p95: h.p95_ms.map_or("—".into(), |p| format!("{p:.0}")),
-        last_error: h.last_error.unwrap_or_default(),
-        actions: vec![
-            ("test", "Test", "secondary"),
-            toggle,
-            ("remove", "Remove", "danger"),
-        ],
-    }
-}
-
-/// The add/edit form's values.
-#[derive(Default)]
-pub struct UrlForm {
-    new: bool,
-    offer: String,
-    url: String,
-    method: String,
-    goal: String,
-    statuses: String,
-    body: String,
-}
-
-impl UrlForm {
-    fn from_pairs(p: &[(String, String)], new: bool) -> UrlForm {
-        let t = |n: &str| view::value(p, n).unwrap_or("").to_owned();
-        UrlForm {
-            new,
-            offer: t("offer"),
-            url: t("url"),
-            method: if t("method") == "POST" {
-                "POST".into()
-            } else {
-                "GET".into()
-            },
-            goal: t("goal"),
-            statuses: t("statuses"),
-            body: t("body"),
-        }
-    }
-
-    fn from_row(u: &UrlRow) -> UrlForm {
-        UrlForm {
-            new: false,
-            offer: u.offer_id.clone(),
-            // The stored URL is never sent to the browser whole: its secrets stay masked, and
-            // a form that comes back with the masked text keeps the stored URL.
-            url: mask_url(&u.url),
-            method: u.method.clone(),
-            goal: u.goal.clone().unwrap_or_default(),
-            statuses: u.statuses.join(","),
-            body: String::new(),
-        }
-    }
-
-    fn method(&self) -> Method {
-        if self.method == "POST" {
-            Method::Post
-        } else {
-            Method::Get
-        }
-    }
-
-    fn statuses(&self) -> Option<Vec<String>> {
-        let list: Vec<String> = view::values(&[("s".into(), self.statuses.clone())], "s");
-        (!list.is_empty()).then_some(list)
-    }
-
-    fn opt(s: &str) -> Option<String> {
-        (!s.trim().is_empty()).then(|| s.trim().to_owned())
-    }
-}
-
-pub struct TestView {
-    id: i64,
-    request: String,
-    response: String,
-    duration_ms: u128,
-    excerpt: String,
-}
 
 #[derive(Template)]
 #[template(path = "urls.html")]
@@ -395,41 +240,7 @@ pub async fn action(
             .remove(id)
             .await
             .map(|n| format!("URL {id} removed; {n} pending deliveries cancelled.")),
-        "test" => {
-            return match svc.test(id, None).await {
-                Ok(t) => {
-                    let view = test_view(id, &t);
-                    list_page(
-                        &state,
-                        s,
-                        StatusCode::OK,
-                        None,
-                        Some(view),
-                        UrlForm {
-                            new: true,
-                            ..UrlForm::default()
-                        },
-                    )
-                    .await
-                }
-                Err(UrlServiceError::NotFound(_)) => not_found(id),
-                Err(e) => {
-                    let n = Some((said(&e), true));
-                    list_page(
-                        &state,
-                        s,
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        n,
-                        None,
-                        UrlForm {
-                            new: true,
-                            ..UrlForm::default()
-                        },
-                    )
-                    .await
-                }
-            };
-        }
+        "test" => return test(&state, s, id).await,
         _ => return message(StatusCode::NOT_FOUND, "Not found", "There is no such action."),
     };
     match outcome {
@@ -439,20 +250,18 @@ pub async fn action(
     }
 }
 
-/// What `urls test` prints, for the page: the URL masked, no header value, no body.
-fn test_view(id: i64, t: &crate::urls_service::TestOutcome) -> TestView {
-    let res = &t.response;
-    let response = match (res.http_code, &res.error) {
-        (Some(code), None) => format!("HTTP {code}"),
-        (Some(code), Some((c, text))) => format!("HTTP {code} ({}: {})", c.as_str(), mask_url(text)),
-        (None, Some((c, text))) => format!("no answer ({}: {})", c.as_str(), mask_url(text)),
-        (None, None) => "no answer".into(),
+/// "Test": one request now, shown above the list.
+async fn test(state: &AppState, s: Session, id: i64) -> Response {
+    let blank = UrlForm {
+        new: true,
+        ..UrlForm::default()
     };
-    TestView {
-        id,
-        request: format!("{} {}", t.request.method, mask_url(&t.request.url)),
-        response,
-        duration_ms: res.duration.as_millis(),
-        excerpt: res.excerpt.clone().unwrap_or_default(),
+    match state.urls.test(id, None).await {
+        Ok(t) => list_page(state, s, StatusCode::OK, None, Some(test_view(id, &t)), blank).await,
+        Err(UrlServiceError::NotFound(_)) => not_found(id),
+        Err(e) => {
+            let n = Some((said(&e), true));
+            list_page(state, s, StatusCode::UNPROCESSABLE_ENTITY, n, None, blank).await
+        }
     }
 }
