@@ -167,6 +167,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("../../migrations/0003_mask_secrets.sql")),
     (4, include_str!("../../migrations/0004_url_headers_timeout.sql")),
     (5, include_str!("../../migrations/0005_web.sql")),
+    (6, include_str!("../../migrations/0006_web_sessions.sql")),
 ];
 
 /// The versions [`migrate`] applies, in order.

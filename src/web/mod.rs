@@ -28,8 +28,11 @@ pub mod csv;
 pub mod error;
 pub mod limit;
 pub mod links;
+pub mod page;
+pub mod partner;
 pub mod query;
 pub mod scope;
+pub mod session;
 pub mod state;
 
 pub use state::AppState;
@@ -37,7 +40,11 @@ pub use state::AppState;
 /// The whole router: the API, then (merged here by their own modules) the page and the
 /// partner pages.
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(api::router(state.clone())).with_state(state)
+    Router::new()
+        .merge(api::router(state.clone()))
+        .merge(page::router())
+        .merge(partner::router())
+        .with_state(state)
 }
 
 /// The web's pool: its own (a CSV export holds a connection while it streams), with

@@ -12,6 +12,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use tokio_util::sync::CancellationToken;
 
 pub mod broker;
+pub mod browser;
 pub mod child;
 pub mod proxy;
 pub mod raw;
