@@ -77,7 +77,7 @@ pub enum Command {
     /// A throwaway HTTP receiver that prints each request and answers 200.
     Receiver {
         /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, default_value = "127.0.0.1:8081")]
         listen: std::net::SocketAddr,
     },
     /// The effective configuration, each value with its source; secrets masked.
