@@ -14,6 +14,7 @@ mod cli_and_config;
 mod crash;
 mod day_one;
 mod delivery;
+mod deploy;
 mod guard;
 mod hostile;
 mod intake_budget;
