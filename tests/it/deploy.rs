@@ -280,6 +280,9 @@ async fn prometheus_rules_pass_promtool_and_their_unit_tests() {
     let rules = repo().join("deploy/prometheus/alerts.yml");
     let (ok, out) = run("promtool", &["check", "rules", rules.to_str().expect("utf-8")]).await;
     assert!(ok, "promtool check rules:\n{out}");
+    let config = repo().join("deploy/prometheus/prometheus.example.yml");
+    let (ok, out) = run("promtool", &["check", "config", config.to_str().expect("utf-8")]).await;
+    assert!(ok, "promtool check config:\n{out}");
     let tests = repo().join("deploy/prometheus/alerts.test.yml");
     let (ok, out) = run("promtool", &["test", "rules", tests.to_str().expect("utf-8")]).await;
     assert!(ok, "promtool test rules:\n{out}");
