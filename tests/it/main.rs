@@ -16,6 +16,7 @@ mod cli_and_config;
 mod crash;
 mod day_one;
 mod delivery;
+mod deploy;
 mod guard;
 mod history;
 mod hostile;
