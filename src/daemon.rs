@@ -289,7 +289,7 @@ async fn declare(cfg: &Config) -> Result<(), AmqpError> {
     let channel = conn.create_channel().await?;
     let result = amqp::declare_topology(&channel, &cfg.amqp).await;
     amqp::close(&conn, &[&channel]).await;
-    result
+    result.map(drop)
 }
 
 /// Keeps trying an operation that needs a service while the service is unreachable, saying
@@ -329,7 +329,8 @@ where
 /// Whether waiting cannot help: only a service that could not be reached is waited for.
 fn is_fatal(e: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(e) = e.downcast_ref::<AmqpError>() {
-        return matches!(e, AmqpError::Topology { .. }) || amqp::is_refused(e);
+        return matches!(e, AmqpError::Topology { .. } | AmqpError::MissingPlugin { .. })
+            || amqp::is_refused(e);
     }
     if let Some(e) = e.downcast_ref::<store::StoreError>() {
         return !e.is_unreachable();
