@@ -26,6 +26,7 @@ mod mask_rule;
 mod masking;
 mod ops;
 mod order;
+mod ordered;
 mod outages;
 mod per_host;
 mod publishers;
