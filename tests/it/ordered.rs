@@ -351,3 +351,34 @@ async fn switching_shared_to_ordered_and_back_loses_nothing() {
     assert_eq!(by.len(), 200, "every conversion reached the receiver");
     assert!(by.values().all(|s| s == &["approved"]), "each sent once");
 }
+
+/// Throughput of 1 and 3 ordered replicas on this machine, printed, never asserted (run by
+/// hand: `cargo test --test it ordered::throughput -- --ignored --nocapture`).
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn throughput_of_one_and_three_ordered_replicas() {
+    for k in [1, 3] {
+        let env = Env::new().await;
+        let rx = Receiver::start().await;
+        env.add_url("1", &rx.url("/p?c={conversion_id}&s={status_name}"))
+            .await;
+        let daemons = replicas(&env, &ORDERED, k).await;
+        let n = 1000;
+        let started = std::time::Instant::now();
+        publish(&env, &pairs(n)).await;
+        let pg = env.pg().await;
+        wait_count(
+            &pg,
+            "SELECT count(*) FROM deliveries WHERE state = 'delivered'",
+            2 * n as i64,
+        )
+        .await;
+        let took = started.elapsed().as_secs_f64();
+        println!(
+            "{k} replica(s): {} events in {took:.2} s = {:.0} events/s",
+            2 * n,
+            (2 * n) as f64 / took
+        );
+        stop_all(daemons).await;
+    }
+}
