@@ -281,6 +281,13 @@ fn spawn_tasks(
         stop.clone(),
     );
     sup.spawn("poller", async move { Ok(poller.await?) });
+    let alerts = crate::alerts::run(
+        dispatch.pool.clone(),
+        Arc::clone(&cfg),
+        dispatch.metrics.clone(),
+        stop.clone(),
+    );
+    sup.spawn("alerts", alerts);
 }
 
 /// Connects once and declares the topology; a clash with an existing declaration is fatal.

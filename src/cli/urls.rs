@@ -260,6 +260,7 @@ fn print_list(rows: &[urls::UrlRow], format: Format, show_secrets: bool) {
         "headers",
         "timeout_ms",
         "enabled",
+        "disabled_reason",
     ];
     let cells: Vec<Vec<table::Cell>> = rows
         .iter()
@@ -281,6 +282,7 @@ fn print_list(rows: &[urls::UrlRow], format: Format, show_secrets: bool) {
                 u.timeout_ms
                     .map_or(table::Cell::Null, |t| table::Cell::Int(t.into())),
                 table::Cell::Bool(u.enabled),
+                table::Cell::opt_text(u.disabled_reason.clone()),
             ]
         })
         .collect();

@@ -6,6 +6,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+pub mod alerts;
 pub mod deliveries;
 pub mod dispatch;
 pub mod intake;
@@ -165,6 +166,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../../migrations/0002_redeliver_replay.sql")),
     (3, include_str!("../../migrations/0003_mask_secrets.sql")),
     (4, include_str!("../../migrations/0004_url_headers_timeout.sql")),
+    (8, include_str!("../../migrations/0008_scale.sql")),
 ];
 
 /// The versions [`migrate`] applies, in order.

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod auto_disable;
 mod bench;
 mod bench_quiet;
 mod bodies;
