@@ -34,3 +34,22 @@ CREATE TABLE alert_outbox (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX alert_outbox_due ON alert_outbox (next_try_at) WHERE sent_at IS NULL AND failed_at IS NULL;
+
+-- A URL's rate limit: at most rate_count requests per rate_unit ('s' or 'm'), rate_burst at once.
+ALTER TABLE cross_postback_urls
+    ADD COLUMN rate_count integer CHECK (rate_count > 0),
+    ADD COLUMN rate_unit  text CHECK (rate_unit IN ('s', 'm')),
+    ADD COLUMN rate_burst integer CHECK (rate_burst > 0),
+    ADD CONSTRAINT cross_postback_urls_rate CHECK ((rate_count IS NULL) = (rate_unit IS NULL)
+                                                   AND (rate_count IS NULL) = (rate_burst IS NULL));
+
+-- The rate shared by every replica: each send takes the next slot of the URL's theoretical
+-- arrival time (GCRA); a delivery over the rate keeps the slot it was given and waits for it.
+CREATE TABLE url_rate_buckets (
+    url_id bigint PRIMARY KEY REFERENCES cross_postback_urls (id),
+    tat    timestamptz NOT NULL
+);
+CREATE TABLE url_rate_slots (
+    delivery_id bigint PRIMARY KEY REFERENCES deliveries (id) ON DELETE CASCADE,
+    slot        timestamptz NOT NULL
+);

@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod deliveries;
 pub mod dispatch;
 pub mod intake;
+pub mod rates;
 pub mod redeliver;
 pub mod rejected;
 pub mod stats;

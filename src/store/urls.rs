@@ -30,6 +30,9 @@ pub struct UrlRow {
     pub timeout_ms: Option<i32>,
     /// Why the daemon disabled it automatically (`None` when it did not, or once enabled again).
     pub disabled_reason: Option<String>,
+    /// Its rate limit, if it has one.
+    #[serde(skip)]
+    pub rate: Option<crate::url_spec::RateLimit>,
     /// The templates, parsed once when the row is read (every attempt renders from them), or
     /// why they do not parse.
     #[serde(skip)]
@@ -95,7 +98,7 @@ impl Templates {
 
 /// Every column a [`UrlRow`] is read from; a query reading URL rows selects these.
 pub(crate) const COLUMNS: &str = "id, offer_id, url, method, goal, statuses, body, content_type, \
-     follow_redirects, enabled, headers, timeout_ms, disabled_reason";
+     follow_redirects, enabled, headers, timeout_ms, disabled_reason, rate_count, rate_unit, rate_burst";
 
 /// The stored `headers` (a JSON array of `[name, value]`) as headers; an entry of another shape
 /// (written by hand) is skipped.
@@ -145,6 +148,7 @@ impl UrlRow {
             timeout_ms: row.get("timeout_ms"),
             // Not every query that reads URL rows selects it (the claim does not need it).
             disabled_reason: row.try_get("disabled_reason").ok().flatten(),
+            rate: super::rates::of_row(row),
             templates,
         }
     }
@@ -403,6 +407,7 @@ mod tests {
             headers,
             timeout_ms: None,
             disabled_reason: None,
+            rate: None,
         };
         assert!(row.templates.is_ok(), "{:?}", row.templates);
         let shown = format!("{row:?}");

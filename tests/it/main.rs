@@ -32,6 +32,7 @@ mod outages;
 mod per_host;
 mod publishers;
 mod publishing;
+mod rate_limit;
 mod redeliver;
 mod redeliver_locks;
 mod rejected;
