@@ -228,15 +228,24 @@ async fn killing_the_active_replica_mid_stream_loses_nothing_and_keeps_order() {
     };
     // The first replica is active on every shard: kill it once requests flow.
     rx.wait_for(100).await;
+    let pg = env.pg().await;
+    let killed_at = rows(&pg, "SELECT now()::text").await[0][0].clone().expect("now");
     let killed = daemons.remove(0).kill().await;
     assert!(!killed.is_empty(), "the killed replica had logged");
     let (code, _, err) = publisher.await.expect("publisher task");
     assert_eq!(code, 0, "publish failed: {err}");
-    let pg = env.pg().await;
     let total = (n * history.len()) as i64;
     wait_count(&pg, "SELECT count(*) FROM deliveries", total).await;
     wait_count(&pg, "SELECT count(*) FROM deliveries WHERE state = 'pending'", 0).await;
     stop_all(daemons).await;
+    // The stream went on after the kill: another replica became active on the shards.
+    let after = count(
+        &pg,
+        &format!("SELECT count(*) FROM deliveries WHERE created_at > '{killed_at}'"),
+    )
+    .await;
+    assert!(after > 0, "nothing was decided after the kill");
+    println!("ordered kill: {after} of {total} deliveries logged after the active replica was killed");
     // Lost: every event decided (none stale) and ended delivered or superseded, never failed.
     let failed = count(
         &pg,
