@@ -135,6 +135,8 @@ pub async fn check(pool: &Pool, cfg: &Config, now: DateTime<Utc>) -> Result<Chec
     let tx = client.transaction().await?;
     let mut out = Checked::default();
     if !sql::try_lock(&tx).await? {
+        // Another replica checks; the gauge is kept by every replica alike.
+        out.auto_disabled_now = sql::auto_disabled(&tx).await?;
         return Ok(out);
     }
     out.ran = true;
@@ -265,11 +267,10 @@ pub async fn run(
 
 async fn once(pool: &Pool, cfg: &Config, metrics: &Metrics, http: &reqwest::Client) {
     match check(pool, cfg, Utc::now()).await {
-        Ok(c) if c.ran => {
+        Ok(c) => {
             metrics.scale.urls_auto_disabled.inc_by(c.disabled.len() as u64);
             metrics.scale.urls_disabled.set(c.auto_disabled_now);
         }
-        Ok(_) => {}
         Err(e) => {
             tracing::warn!(error = %crate::report::one_line(&e), "automatic URL checks failed; trying again later")
         }

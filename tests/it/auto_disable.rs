@@ -208,3 +208,30 @@ async fn a_failing_alert_endpoint_is_counted_and_tried_again_later() {
     );
     assert_eq!(alert_rx.wait_for(2).await.len(), 2);
 }
+
+#[tokio::test]
+async fn one_replica_at_a_time_runs_the_checks() {
+    let env = Env::new().await;
+    let cfg = cfg_with(&env, "");
+    let url = env.add_url("1", "http://127.0.0.1:9/dead").await;
+    let pg = env.pg().await;
+    let now = Utc::now();
+    attempts(&pg, url, 60, 0, (7200, 60), now).await;
+    // Another replica holds the checks' lock (the key of `store::alerts`).
+    let mut other = env.pg().await;
+    let tx = other.transaction().await.expect("tx");
+    tx.execute("SELECT pg_advisory_xact_lock(8678544643738858100)", &[])
+        .await
+        .expect("lock");
+    let pool = env.pool();
+    let skipped = alerts::check(&pool, &cfg, now).await.expect("check");
+    assert!(!skipped.ran && skipped.disabled.is_empty(), "{skipped:?}");
+    tx.rollback().await.expect("let go");
+    let ran = alerts::check(&pool, &cfg, now).await.expect("check");
+    assert_eq!(
+        (ran.ran, ran.disabled.clone(), ran.auto_disabled_now),
+        (true, vec![url], 1)
+    );
+    // Without alerts.webhook_url nothing is queued.
+    assert_eq!(count(&pg, "SELECT count(*) FROM alert_outbox").await, 0);
+}
