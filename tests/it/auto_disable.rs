@@ -235,3 +235,49 @@ async fn one_replica_at_a_time_runs_the_checks() {
     // Without alerts.webhook_url nothing is queued.
     assert_eq!(count(&pg, "SELECT count(*) FROM alert_outbox").await, 0);
 }
+
+/// A slow endpoint: the request is cut at the client's timeout (5 s in the daemon's client,
+/// 300 ms here), counted as failed and tried again later; the check itself never waits for it.
+#[tokio::test]
+async fn a_slow_alert_endpoint_is_cut_at_the_timeout_and_tried_again() {
+    let env = Env::new().await;
+    let alert_rx = Receiver::start().await;
+    alert_rx.script([Reply {
+        delay: std::time::Duration::from_secs(3),
+        ..Reply::status(200)
+    }]);
+    let cfg = cfg_with(&env, &alert_rx.url("/hook"));
+    let url = env.add_url("1", "http://127.0.0.1:9/ratio").await;
+    let pg = env.pg().await;
+    let pool = env.pool();
+    let now = Utc::now();
+    attempts(&pg, url, 12, 0, (3000, 10), now).await;
+    alerts::check(&pool, &cfg, now).await.expect("check");
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let metrics = Metrics::default();
+    let webhook = cfg.alerts_webhook_url().expect("webhook");
+    let started = std::time::Instant::now();
+    assert_eq!(
+        alerts::send_due(&pool, &http, webhook, &metrics, now)
+            .await
+            .expect("send"),
+        (0, 1)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "waited {:?}",
+        started.elapsed()
+    );
+    let error = rows(&pg, "SELECT last_error FROM alert_outbox").await;
+    assert_eq!(error[0][0].as_deref(), Some("timeout"));
+    let later = now + chrono::Duration::minutes(1);
+    assert_eq!(
+        alerts::send_due(&pool, &http, webhook, &metrics, later)
+            .await
+            .expect("send"),
+        (1, 0)
+    );
+}
