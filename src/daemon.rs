@@ -294,9 +294,12 @@ fn spawn_tasks(
 async fn declare(cfg: &Config) -> Result<(), AmqpError> {
     let conn = amqp::connect(&cfg.amqp.url, "cross-postback setup").await?;
     let channel = conn.create_channel().await?;
-    let result = amqp::declare_topology(&channel, &cfg.amqp).await;
+    let result = match amqp::declare_topology(&channel, &cfg.amqp).await {
+        Ok(_) => amqp::unbind_other_mode(&channel, &cfg.amqp).await,
+        Err(e) => Err(e),
+    };
     amqp::close(&conn, &[&channel]).await;
-    result.map(drop)
+    result
 }
 
 /// Keeps trying an operation that needs a service while the service is unreachable, saying

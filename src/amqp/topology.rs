@@ -8,8 +8,9 @@
 //!   hash exchange cannot route goes to its alternate exchange `<queue>.unordered` (fanout) and
 //!   queue `<queue>.unordered`, consumed too, so nothing is left unroutable.
 //!
-//! Each mode binds its own input, then unbinds the other's (the work queue, or the switch), so
-//! starting replicas of the other mode moves new messages over and the old input only drains.
+//! The daemon binds its mode's input, then unbinds the other's (the work queue, or the switch),
+//! so starting replicas of the other mode moves new messages over and the old input only drains.
+//! Other commands that declare (`publish --declare`, `rejected replay`) only add bindings.
 //! The switch is a plain fanout exchange so that a `shared` daemon can declare it (and so unbind
 //! it without a NOT_FOUND) on a broker without the consistent-hash plugin.
 
@@ -46,8 +47,8 @@ impl Names {
     }
 }
 
-/// Declares the exchanges, the dead-letter queue and the inputs of `cfg.mode`, binds them, and
-/// unbinds the other mode's input. Returns the queues to consume. A clash with an existing
+/// Declares the exchanges, the dead-letter queue and the inputs of `cfg.mode`, and binds them
+/// (see [`unbind_other_mode`] for the switch). Returns the queues to consume. A clash with an existing
 /// declaration is an error that names what clashed.
 pub async fn declare_topology(channel: &Channel, cfg: &Amqp) -> Result<Vec<String>, AmqpError> {
     for exchange in [&cfg.exchange, &cfg.dead_letter_exchange] {
@@ -70,26 +71,37 @@ pub async fn declare_topology(channel: &Channel, cfg: &Amqp) -> Result<Vec<Strin
     match cfg.mode {
         AmqpMode::Shared => {
             bind_queue(channel, &cfg.queue, &cfg.exchange, &cfg.routing_key).await?;
-            let unbind = ExchangeUnbindOptions::default();
+            Ok(vec![cfg.queue.clone()])
+        }
+        AmqpMode::Ordered => {
+            declare_ordered(channel, cfg, &names).await?;
+            let mut inputs = names.shards.clone();
+            inputs.push(names.unordered);
+            Ok(inputs)
+        }
+    }
+}
+
+/// Unbinds the other mode's input from `amqp.exchange`, so new messages reach only this mode's
+/// (declared first). Only the daemon does this: a command run with another mode's
+/// configuration must not move a running deployment's traffic.
+pub async fn unbind_other_mode(channel: &Channel, cfg: &Amqp) -> Result<(), AmqpError> {
+    let names = Names::of(cfg);
+    let (what, result) = match cfg.mode {
+        AmqpMode::Shared => (
+            &names.switch,
             channel
                 .exchange_unbind(
                     names.switch.as_str().into(),
                     cfg.exchange.as_str().into(),
                     cfg.routing_key.as_str().into(),
-                    unbind,
+                    ExchangeUnbindOptions::default(),
                     FieldTable::default(),
                 )
-                .await
-                .map_err(|source| {
-                    topology(
-                        format!("unbinding `{}` from `{}`", names.switch, cfg.exchange),
-                        source,
-                    )
-                })?;
-            Ok(vec![cfg.queue.clone()])
-        }
-        AmqpMode::Ordered => {
-            declare_ordered(channel, cfg, &names).await?;
+                .await,
+        ),
+        AmqpMode::Ordered => (
+            &cfg.queue,
             channel
                 .queue_unbind(
                     cfg.queue.as_str().into(),
@@ -97,18 +109,10 @@ pub async fn declare_topology(channel: &Channel, cfg: &Amqp) -> Result<Vec<Strin
                     cfg.routing_key.as_str().into(),
                     FieldTable::default(),
                 )
-                .await
-                .map_err(|source| {
-                    topology(
-                        format!("unbinding `{}` from `{}`", cfg.queue, cfg.exchange),
-                        source,
-                    )
-                })?;
-            let mut inputs = names.shards.clone();
-            inputs.push(names.unordered);
-            Ok(inputs)
-        }
-    }
+                .await,
+        ),
+    };
+    result.map_err(|source| topology(format!("unbinding `{what}` from `{}`", cfg.exchange), source))
 }
 
 /// The hash exchange with its alternate, the shards, and the switch bound last (once every

@@ -131,6 +131,7 @@ impl Intake {
         let mut events = conn.events_listener();
         let setup = conn.create_channel().await?;
         let queues = amqp::declare_topology(&setup, cfg).await?;
+        amqp::unbind_other_mode(&setup, cfg).await?;
         let dlx = amqp::confirm_channel(&conn).await?;
         // Room for every prefetched message at its largest valid size, per input: valid traffic
         // never waits for it; larger messages are asked for fewer at a time.

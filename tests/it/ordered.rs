@@ -391,3 +391,27 @@ async fn throughput_of_one_and_three_ordered_replicas() {
         stop_all(daemons).await;
     }
 }
+
+/// `publish --declare` with a shared-mode configuration against an ordered deployment adds the
+/// work queue's binding but does not unbind the switch: ordered replicas keep getting events.
+#[tokio::test]
+async fn publish_declare_with_the_other_mode_does_not_move_traffic() {
+    let env = Env::new().await;
+    let rx = Receiver::start().await;
+    env.add_url("1", &rx.url("/p?c={conversion_id}&s={status_name}"))
+        .await;
+    let mut ordered = env.cfg.clone();
+    ordered.amqp.mode = cross_postback::config::AmqpMode::Ordered;
+    ordered.amqp.shards = 2;
+    let daemon = env.start_with(ordered).await;
+    let path = std::env::temp_dir().join(format!("xpb-ordered-{}.jsonl", uuid::Uuid::new_v4()));
+    std::fs::write(&path, ev("declared", "approved", 0, json!({})) + "\n").expect("write");
+    let (code, _, err) = env
+        .cli_async(&["publish", "--declare", path.to_str().expect("utf-8 path")])
+        .await;
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(code, 0, "{err}");
+    rx.wait_for(1).await;
+    assert_eq!(seen(&rx)["declared"], ["approved"]);
+    daemon.stop().await;
+}
