@@ -295,13 +295,23 @@ fn spawn_tasks(
         stop.clone(),
     );
     sup.spawn("poller", async move { Ok(poller.await?) });
+    let alerts = crate::alerts::run(
+        dispatch.pool.clone(),
+        Arc::clone(&cfg),
+        dispatch.metrics.clone(),
+        stop.clone(),
+    );
+    sup.spawn("alerts", alerts);
 }
 
 /// Connects once and declares the topology; a clash with an existing declaration is fatal.
 async fn declare(cfg: &Config) -> Result<(), AmqpError> {
     let conn = amqp::connect(&cfg.amqp.url, "cross-postback setup").await?;
     let channel = conn.create_channel().await?;
-    let result = amqp::declare_topology(&channel, &cfg.amqp).await;
+    let result = match amqp::declare_topology(&channel, &cfg.amqp).await {
+        Ok(_) => amqp::unbind_other_mode(&channel, &cfg.amqp).await,
+        Err(e) => Err(e),
+    };
     amqp::close(&conn, &[&channel]).await;
     result
 }
@@ -343,7 +353,8 @@ where
 /// Whether waiting cannot help: only a service that could not be reached is waited for.
 fn is_fatal(e: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(e) = e.downcast_ref::<AmqpError>() {
-        return matches!(e, AmqpError::Topology { .. }) || amqp::is_refused(e);
+        return matches!(e, AmqpError::Topology { .. } | AmqpError::MissingPlugin { .. })
+            || amqp::is_refused(e);
     }
     if let Some(e) = e.downcast_ref::<store::StoreError>() {
         return !e.is_unreachable();

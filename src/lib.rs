@@ -35,6 +35,7 @@
 //!   the CLI and the HTTP API call
 //! - [`cli`]       subcommands → library calls
 //! - [`receiver`]  a throwaway HTTP receiver for demos and tests
+//! - [`alerts`]    automatic disabling of failing URLs and alerts to `alerts.webhook_url`
 //! - [`bench`]     the throughput instrument: the parts bare, then the daemon end to end
 
 pub mod config;
@@ -49,6 +50,7 @@ pub mod report;
 pub mod retry;
 pub mod url_spec;
 
+pub mod alerts;
 pub mod amqp;
 pub mod cli;
 pub mod daemon;

@@ -7,9 +7,11 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 pub mod access;
+pub mod alerts;
 pub mod deliveries;
 pub mod dispatch;
 pub mod intake;
+pub mod rates;
 pub mod redeliver;
 pub mod rejected;
 pub mod stats;
@@ -168,6 +170,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("../../migrations/0004_url_headers_timeout.sql")),
     (5, include_str!("../../migrations/0005_web.sql")),
     (6, include_str!("../../migrations/0006_web_sessions.sql")),
+    (8, include_str!("../../migrations/0008_scale.sql")),
 ];
 
 /// The versions [`migrate`] applies, in order.

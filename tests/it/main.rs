@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod auto_disable;
 mod bench;
 mod bench_quiet;
 mod bench_stats;
@@ -30,10 +31,12 @@ mod mask_rule;
 mod masking;
 mod ops;
 mod order;
+mod ordered;
 mod outages;
 mod per_host;
 mod publishers;
 mod publishing;
+mod rate_limit;
 mod redeliver;
 mod redeliver_locks;
 mod rejected;

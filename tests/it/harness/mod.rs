@@ -158,6 +158,8 @@ impl Env {
             headers: vec![],
             timeout: None,
             allow_duplicate: false,
+            rate: None,
+            burst: None,
         };
         edit(&mut add);
         let new = cross_postback::cli::validate_url(add, self.cfg.delivery.timeout.0).expect("valid URL");
