@@ -14,14 +14,28 @@ use serde::Serialize;
 use crate::config::{Config, QueueType};
 
 mod daemon;
+pub mod history;
 mod parts;
 mod report;
+pub mod stats;
 mod world;
 
 pub use world::World;
 
+/// What a bench run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// The parts and the pipeline end to end (the default).
+    Pipeline,
+    /// The statistics table and its CSV export over generated history.
+    Stats,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Scenario::Pipeline)]
+    pub scenario: Scenario,
     /// Events in each throughput phase (broker, http, database, end to end).
     #[arg(long, default_value_t = 100_000)]
     pub events: u64,
@@ -40,6 +54,8 @@ pub struct BenchArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub stats: stats::StatsArgs,
 }
 
 /// Everything one run measured.
@@ -80,6 +96,9 @@ pub fn bound(broker: f64, http: f64, database: f64, rows_per_event: u32, urls: u
 }
 
 pub async fn run(args: BenchArgs, cfg: &Config, config_file: Option<&Path>) -> anyhow::Result<()> {
+    if args.scenario == Scenario::Stats {
+        return stats::run(&args.stats, args.json, cfg, config_file).await;
+    }
     anyhow::ensure!(args.events > 0, "--events must be at least 1");
     anyhow::ensure!(
         args.rate > 0 && args.seconds > 0,

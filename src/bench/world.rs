@@ -77,6 +77,11 @@ impl World {
                 crate::report::one_line(&e)
             ),
         }
+        self.drop_database().await;
+    }
+
+    /// Removes the database only (a scenario that made no queues); best effort, says so.
+    pub async fn drop_database(&self) {
         if let Err(e) = self
             .admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name))
             .await

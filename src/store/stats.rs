@@ -300,6 +300,24 @@ pub async fn page(
     })
 }
 
+/// The statement [`page`] runs and Postgres's `EXPLAIN (ANALYZE, BUFFERS)` of it, run with
+/// the same parameters (the stats bench shows the plan of its slowest page).
+pub async fn explain_page(
+    client: &impl GenericClient,
+    f: &Filter,
+    columns: &[String],
+    limit: usize,
+    cursor: Option<&Cursor>,
+) -> Result<(String, String)> {
+    let chosen = chosen(columns)?;
+    let mut sql = Sql::default();
+    let text = format!("{} LIMIT {}", select(&chosen, f, cursor, &mut sql), limit + 1);
+    let explain = format!("EXPLAIN (ANALYZE, BUFFERS) {text}");
+    let rows = client.query(&explain, &sql.refs()).await?;
+    let plan: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    Ok((text, plan.join("\n")))
+}
+
 /// Every matching attempt, newest first, as a stream that owns its connection: the driver
 /// reads the server's rows only as fast as the stream is polled, so memory stays flat
 /// however many rows match (the CSV export).

@@ -43,7 +43,7 @@ pub async fn response(
 /// The header, then the rows as CSV in chunks of about [`CHUNK_BYTES`]. A database error
 /// midway ends the stream with an error, which cuts the response short (the client sees an
 /// incomplete transfer, never a silently short file).
-fn chunks<S>(header: String, rows: S) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send
+pub(crate) fn chunks<S>(header: String, rows: S) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send
 where
     S: Stream<Item = crate::store::Result<Vec<Cell>>> + Send + 'static,
 {

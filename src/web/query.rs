@@ -100,6 +100,10 @@ pub fn parse_ignoring(query: &str, now: DateTime<Utc>, ignore: &[&str]) -> Resul
         if value.is_empty() {
             continue;
         }
+        // Postgres text cannot hold NUL; no id, goal or time has control characters.
+        if value.chars().any(char::is_control) {
+            return Err(ParamError::new(&param, "contains control characters"));
+        }
         let repeatable = matches!(
             param.as_str(),
             "offer_id" | "affiliate_id" | "http_class" | "columns"
@@ -275,6 +279,8 @@ mod tests {
             ("format=xml", "format"),
             ("goal=a&goal=b", "goal"),
             ("bogus=1", "bogus"),
+            ("goal=a%00b", "goal"),
+            ("affiliate_id=7,%0A8", "affiliate_id"),
         ] {
             let e = parse(q, now()).expect_err(q);
             assert_eq!(e.param, param, "{q}: {e}");

@@ -164,6 +164,10 @@ pub fn validate_link(
         if ids.iter().any(String::is_empty) {
             return Err(ParamError::new(param, "an empty id"));
         }
+        // Postgres text cannot hold NUL, and no id has control characters.
+        if ids.iter().any(|id| id.chars().any(char::is_control)) {
+            return Err(ParamError::new(param, "an id with control characters"));
+        }
         Ok(ids)
     };
     let affiliate_ids = ids(input.affiliate_ids, "affiliate_ids")?;
@@ -214,6 +218,9 @@ pub fn validate_link(
         .and_then(|l| now.checked_add_signed(l))
         .ok_or_else(|| ParamError::new("expires", "too far in the future"))?;
     let label = input.label.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty());
+    if label.as_ref().is_some_and(|l| l.chars().any(char::is_control)) {
+        return Err(ParamError::new("label", "contains control characters"));
+    }
     Ok(NewLink {
         scope: LinkScope {
             affiliate_ids,

@@ -146,6 +146,8 @@ fn new_links_are_checked_and_name_the_bad_setting() {
             "affiliate_ids",
         ),
         (&|i| i.offer_ids = vec![" ".into()], "offer_ids"),
+        (&|i| i.offer_ids = vec!["a\u{0}b".into()], "offer_ids"),
+        (&|i| i.label = Some("a\u{0}".into()), "label"),
         (&|i| i.expires = Some("366d".into()), "expires"),
         (&|i| i.expires = Some("0".into()), "expires"),
         (&|i| i.expires = Some("soon".into()), "expires"),

@@ -35,7 +35,7 @@ pub(super) struct AttemptsParams {
     /// Only this goal.
     goal: Option<String>,
     /// Only this conversion status.
-    #[param(pattern = "^(approved|pending|declined|hold|not_found|1|2|3)$")]
+    #[param(pattern = "^(|approved|pending|declined|hold|not_found|1|2|3)$")]
     status: Option<String>,
     /// Only these response classes (`2xx`, `3xx`, `4xx`, `5xx`, `none`: no response).
     #[param(explode = true, style = Form)]
@@ -54,7 +54,7 @@ pub(super) struct AttemptsParams {
     /// `next_cursor` or `prev_cursor` of a previous page.
     cursor: Option<String>,
     /// `csv` streams every matching row as CSV (as does `Accept: text/csv`).
-    #[param(pattern = "^(json|csv)$")]
+    #[param(pattern = "^(|json|csv)$")]
     format: Option<String>,
 }
 
