@@ -126,6 +126,10 @@ async fn an_operator_filters_edits_columns_pages_sends_again_and_shares_a_link()
             page_width.as_u64().unwrap() <= 390,
             "the page is {page_width} px wide at 390"
         );
+        b.client
+            .execute("document.querySelector('.pager').scrollIntoView(false)", vec![])
+            .await
+            .expect("scroll to the table");
         b.screenshot("table-390").await;
         b.client.set_window_size(1280, 800).await.expect("resize");
         let view = "/?from=4d&columns=date,conversion_id,affiliate,offer,goal,status,payouts,currency,http_code,error_code,postback_url";

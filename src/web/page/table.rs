@@ -40,7 +40,7 @@ pub struct FilterForm {
     pub reset: String,
 }
 
-const STATUSES: &[&str] = &["", "approved", "pending", "declined", "hold", "rejected", "trash"];
+const STATUSES: &[&str] = &["", "approved", "pending", "declined", "hold", "not_found"];
 const CLASSES: &[&str] = &["", "2xx", "3xx", "4xx", "5xx", "none"];
 const ERRORS: &[&str] = &[
     "",

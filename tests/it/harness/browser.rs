@@ -124,16 +124,13 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element {css:?} within {DEADLINE:?}: {e}"))
     }
 
-    /// The text of the page's body.
-    pub async fn text(&self) -> String {
-        self.find("body").await.text().await.expect("body text")
-    }
-
     /// Waits until the page's text contains `needle`; returns the text.
     pub async fn wait_text(&self, needle: &str) -> String {
         let start = Instant::now();
         loop {
-            let text = self.text().await;
+            // A click may still be loading the next page: the body just found can go stale
+            // before its text is read; that is "not yet", not a failure.
+            let text: String = self.find("body").await.text().await.unwrap_or_default();
             if text.contains(needle) {
                 return text;
             }
