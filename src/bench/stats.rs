@@ -82,7 +82,9 @@ pub async fn run(
     anyhow::ensure!(args.attempts > 0, "--attempts must be at least 1");
     anyhow::ensure!(args.repetitions > 0, "--repetitions must be at least 1");
     anyhow::ensure!(args.export_rows > 0, "--export-rows must be at least 1");
-    let world = World::create(cfg).await.context("preparing the bench database")?;
+    let world = World::create_named(cfg, "xpb_stats")
+        .await
+        .context("preparing the bench database")?;
     let result = tokio::select! {
         r = measure(args, &world, config_file) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
