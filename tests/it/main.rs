@@ -54,7 +54,7 @@ mod url_service_api;
 mod walkthrough;
 mod web_api;
 mod web_links_api;
-mod web_schemathesis;
 mod web_page;
 mod web_page_partner;
 mod web_page_site;
+mod web_schemathesis;
