@@ -150,7 +150,13 @@ pub fn parse_time(text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc
         return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
     }
     if let Ok(span) = text.parse::<Dur>() {
-        return Ok(now - chrono::Duration::from_std(span.0)?);
+        // A span longer than the calendar reaches back before any time: not a time either.
+        if let Some(t) = chrono::Duration::from_std(span.0)
+            .ok()
+            .and_then(|s| now.checked_sub_signed(s))
+        {
+            return Ok(t);
+        }
     }
     bail!("{text:?} is not a time: use RFC 3339, YYYY-MM-DD or a span like 2h")
 }

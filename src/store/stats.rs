@@ -10,7 +10,7 @@ use crate::output::Cell;
 
 mod filter;
 
-pub use filter::{Cursor, Direction, Filter, HttpClass};
+pub use filter::{Cursor, Direction, Filter, HttpClass, YEARS, storable};
 use filter::{Sql, where_clause};
 
 /// How a column's value is read.

@@ -93,7 +93,7 @@ mod tests {
                 .map(|i| Ok(vec![Cell::Int(i), Cell::text("=1+1")]))
                 .chain([Err(crate::store::StoreError::Invalid("gone".into()))]),
         );
-        let got: Vec<_> = chunks("n,f\n".into(), rows).collect().await;
+        let got: Vec<_> = chunks("n,f\r\n".into(), rows).collect().await;
         assert!(got.len() > 1, "more than one chunk");
         let (last, body) = got.split_last().expect("chunks");
         assert!(last.is_err(), "the error ends the stream");
@@ -101,7 +101,7 @@ mod tests {
             .iter()
             .map(|c| String::from_utf8_lossy(c.as_ref().expect("ok")).into_owned())
             .collect();
-        assert!(text.starts_with("n,f\n0,'=1+1\n"), "{}", &text[..20]);
+        assert!(text.starts_with("n,f\r\n0,'=1+1\r\n"), "{}", &text[..20]);
         assert_eq!(text.lines().count(), 5_001);
     }
 }

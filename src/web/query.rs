@@ -205,9 +205,18 @@ fn extend<T>(into: &mut Option<Vec<T>>, items: Vec<T>) {
 }
 
 /// RFC 3339, `YYYY-MM-DD` (UTC midnight) or a span back from `now` like `24h`.
+/// Only years 1 to 9999: Postgres refuses times far outside them, and no row is there.
 pub fn time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    crate::cli::parse_time(text, now)
-        .map_err(|_| format!("{text:?} is not a time: use RFC 3339, YYYY-MM-DD or a span like 24h"))
+    let t = crate::cli::parse_time(text, now)
+        .map_err(|_| format!("{text:?} is not a time: use RFC 3339, YYYY-MM-DD or a span like 24h"))?;
+    if !stats::storable(t) {
+        return Err(format!(
+            "{text:?} is out of range: use a time from year {} to {}",
+            stats::YEARS.start(),
+            stats::YEARS.end()
+        ));
+    }
+    Ok(t)
 }
 
 #[cfg(test)]

@@ -50,7 +50,8 @@ impl LinkScope {
             Some(span) => (
                 chrono::Duration::from_std(span)
                     .ok()
-                    .and_then(|s| now.checked_sub_signed(s)),
+                    .and_then(|s| now.checked_sub_signed(s))
+                    .filter(|t| stats::storable(*t)),
                 None,
             ),
             None => (self.from, self.to),

@@ -53,6 +53,8 @@ mod url_service;
 mod url_service_api;
 mod walkthrough;
 mod web_api;
+mod web_bad_input;
+mod web_export;
 mod web_links_api;
 mod web_page;
 mod web_page_partner;

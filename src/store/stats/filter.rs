@@ -80,6 +80,16 @@ impl Filter {
     }
 }
 
+/// The years a time given from outside may name. Postgres stores 4713 BC to 294276 AD and
+/// answers an error for anything else; no attempt is older than year 1 or newer than 9999.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+/// Whether `t` is inside [`YEARS`], so a statement with it cannot fail on its range.
+pub fn storable(t: DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    YEARS.contains(&t.year())
+}
+
 /// Which way a cursor pages: to older rows (`next`) or to newer ones (`previous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -121,7 +131,9 @@ impl Cursor {
         if parts.next().is_some() {
             return Err(bad());
         }
-        let sent_at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(bad)?;
+        let sent_at = DateTime::<Utc>::from_timestamp_micros(micros)
+            .filter(|t| storable(*t))
+            .ok_or_else(bad)?;
         Ok(Cursor {
             direction,
             sent_at,

@@ -164,12 +164,28 @@ pub(super) async fn list(
     for (name, value) in url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
         match name.as_ref() {
             "offer_id" if offer.is_some() => return Err(ApiError::param("offer_id", "given more than once")),
-            "offer_id" => offer = Some(value.into_owned()).filter(|v| !v.is_empty()),
+            "offer_id" => offer = offer_filter(&value)?,
             other => return Err(ApiError::param(other, "unknown parameter")),
         }
     }
     let rows = state.urls.list(offer.as_deref()).await?;
     Ok(Json(rows.into_iter().map(UrlOut::from).collect()))
+}
+
+/// The `offer_id` of a listing: none when empty; refused before it reaches Postgres (whose
+/// text cannot hold NUL) when it could not be an offer id.
+fn offer_filter(value: &str) -> Result<Option<String>, ApiError> {
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::param("offer_id", "contains control characters"));
+    }
+    if value.chars().count() > crate::url_spec::MAX_ID_CHARS {
+        let max = crate::url_spec::MAX_ID_CHARS;
+        return Err(ApiError::param(
+            "offer_id",
+            format!("longer than {max} characters"),
+        ));
+    }
+    Ok(Some(value.to_owned()).filter(|v| !v.is_empty()))
 }
 
 #[utoipa::path(post, path = "/api/v1/urls", tag = "urls", request_body = NewUrlBody,

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::view::{self, CellView, ColumnChoice, Pairs};
 use super::{admin, internal, render};
+use crate::event::Status;
 use crate::output::Cell;
 use crate::store::stats;
 use crate::web::query;
@@ -40,20 +41,23 @@ pub struct FilterForm {
     pub reset: String,
 }
 
-const STATUSES: &[&str] = &["", "approved", "pending", "declined", "hold", "not_found"];
 const CLASSES: &[&str] = &["", "2xx", "3xx", "4xx", "5xx", "none"];
-const ERRORS: &[&str] = &[
-    "",
-    "timeout",
-    "connect",
-    "dns",
-    "tls",
-    "http",
-    "blocked",
-    "render",
-    "redirects",
-];
 const STATES: &[&str] = &["", "pending", "delivered", "failed", "superseded", "cancelled"];
+
+/// The status filter's choices: "any", then the event's statuses, so the form offers exactly
+/// what the parser takes.
+fn statuses() -> Vec<&'static str> {
+    std::iter::once("")
+        .chain(Status::ALL.iter().map(|s| s.as_str()))
+        .collect()
+}
+
+/// The error filter's choices: "any", then the stored error codes.
+fn errors() -> Vec<&'static str> {
+    std::iter::once("")
+        .chain(query::ERROR_CODES.iter().copied())
+        .collect()
+}
 
 fn options(list: &[&str], chosen: Option<&str>) -> Vec<(String, bool)> {
     list.iter()
@@ -80,9 +84,9 @@ impl FilterForm {
             affiliate_id: view::values(q, "affiliate_id").join(", "),
             conversion_id: text("conversion_id"),
             goal: text("goal"),
-            status_options: options(STATUSES, view::value(q, "status")),
+            status_options: options(&statuses(), view::value(q, "status")),
             class_options: options(CLASSES, view::value(q, "http_class")),
-            error_options: options(ERRORS, view::value(q, "error_code")),
+            error_options: options(&errors(), view::value(q, "error_code")),
             state_options: options(STATES, view::value(q, "state")),
             url_id: text("url_id"),
             limit: limit.to_string(),
@@ -350,5 +354,28 @@ mod tests {
         assert_eq!(parse(&normalised(None)).unwrap().limit, DEFAULT_PAGE);
         let e = parse(&normalised(Some("http_class=7xx"))).err().unwrap();
         assert!(e.contains("http_class"), "{e}");
+    }
+
+    /// Every choice the filter form offers is one the parser takes, and every status is
+    /// offered (the form once offered `rejected`/`trash` and lacked `not_found`).
+    #[test]
+    fn the_filter_form_offers_what_the_parser_takes() {
+        let f = FilterForm::new(&[], true, &[], 10, "");
+        for (param, options) in [
+            ("status", &f.status_options),
+            ("http_class", &f.class_options),
+            ("error_code", &f.error_options),
+            ("state", &f.state_options),
+        ] {
+            for (value, _) in options.iter().filter(|(v, _)| !v.is_empty()) {
+                let q = format!("{param}={value}");
+                assert!(parse(&normalised(Some(q.as_str()))).is_ok(), "{q} refused");
+            }
+        }
+        let offered: Vec<&str> = f.status_options.iter().map(|(v, _)| v.as_str()).collect();
+        for s in Status::ALL {
+            assert!(offered.contains(&s.as_str()), "{s:?} not offered");
+        }
+        assert_eq!(offered.len(), Status::ALL.len() + 1, "{offered:?}");
     }
 }

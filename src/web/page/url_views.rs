@@ -178,6 +178,45 @@ pub(super) fn test_view(id: i64, t: &crate::urls_service::TestOutcome) -> TestVi
         request: format!("{} {}", t.request.method, mask_url(&t.request.url)),
         response,
         duration_ms: res.duration.as_millis(),
-        excerpt: res.excerpt.clone().unwrap_or_default(),
+        // A receiver may echo the request, key and all: the one masking rule, as everywhere.
+        excerpt: res.excerpt.as_deref().map(mask_url).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sender::{Request, Response};
+    use crate::urls_service::TestOutcome;
+
+    /// The Test result once showed the response excerpt unmasked.
+    #[test]
+    fn a_test_shows_the_url_the_error_and_the_excerpt_masked() {
+        let echo = "got http://p.test/pb?token=SECRET123&click=1";
+        let t = TestOutcome {
+            request: Request {
+                method: reqwest::Method::GET,
+                url: "http://p.test/pb?token=SECRET123&click=1".into(),
+                body: None,
+                idempotency_key: "k".into(),
+                follow_redirects: false,
+                headers: vec![],
+                timeout: None,
+            },
+            response: Response {
+                http_code: Some(200),
+                error: None,
+                excerpt: Some(echo.into()),
+                retry_after: None,
+                duration: Duration::from_millis(3),
+            },
+        };
+        let v = test_view(1, &t);
+        for shown in [&v.request, &v.response, &v.excerpt] {
+            assert!(!shown.contains("SECRET123"), "{shown}");
+        }
+        assert_eq!(v.excerpt, "got http://p.test/pb?token=***&click=1");
     }
 }
