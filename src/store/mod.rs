@@ -120,6 +120,20 @@ pub fn pool(url: &str, size: usize) -> Result<Pool> {
     build(url, size, "-c plan_cache_mode=force_custom_plan")
 }
 
+/// The statistics page's and the API's pool: statements planned for each execution's values
+/// (each filter takes its index), and no statement runs longer than [`WEB_STATEMENT_TIMEOUT`],
+/// so a CSV export whose client stops reading cannot hold a connection for ever.
+pub fn web_pool(url: &str, size: usize) -> Result<Pool> {
+    let options = format!(
+        "-c plan_cache_mode=force_custom_plan -c statement_timeout={}",
+        WEB_STATEMENT_TIMEOUT.as_millis()
+    );
+    build(url, size, &options)
+}
+
+/// The longest a statement of the web's pool may run (a whole CSV export is one statement).
+pub const WEB_STATEMENT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 /// The daemon's pool. Its statements are cached per connection and planned once (a generic
 /// plan): planning every execution cost a third of the server's CPU at 1,000 events/s. A
 /// generic plan made while the tables are empty (a fresh database) would pick sequential scans

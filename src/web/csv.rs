@@ -10,23 +10,36 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::error::ApiError;
+use super::state::AppState;
 use crate::output::{Cell, csv_record};
 use crate::store::stats::{self, Filter};
 
 /// Rows are sent in chunks of about this size.
 const CHUNK_BYTES: usize = 64 * 1024;
 
-/// A streamed CSV response; `filename` is offered for saving.
+/// A streamed CSV response; `filename` is offered for saving. Over the number of exports
+/// allowed at once ([`AppState::exports`]) it answers 503 at once rather than wait for a
+/// connection that the page and the API need.
 pub async fn response(
-    pool: &deadpool_postgres::Pool,
+    state: &AppState,
     filter: &Filter,
     columns: &[String],
     filename: &str,
 ) -> Result<Response, ApiError> {
-    let client = pool.get().await?;
+    let Ok(permit) = state.exports.clone().try_acquire_owned() else {
+        return Err(ApiError::busy(
+            "too many CSV exports at once: try again in a moment",
+        ));
+    };
+    let client = state.pool.get().await?;
     let rows = stats::stream(client, filter, columns).await?;
     let header = csv_record(columns.iter().map(String::as_str));
-    let body = Body::from_stream(chunks(header, rows));
+    // The permit lives as long as the body: it is released when the stream ends or the
+    // client goes away.
+    let body = Body::from_stream(chunks(header, rows).map(move |chunk| {
+        let _held = &permit;
+        chunk
+    }));
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),

@@ -50,7 +50,7 @@ pub fn router(state: AppState) -> Router {
 /// The web's pool: its own (a CSV export holds a connection while it streams), with
 /// statements planned for each execution's values so each filter takes its index.
 pub fn pool(cfg: &Config) -> store::Result<deadpool_postgres::Pool> {
-    store::pool(&cfg.database.url, cfg.database.pool_size.clamp(2, 16))
+    store::web_pool(&cfg.database.url, cfg.database.pool_size.clamp(2, 16))
 }
 
 /// Binds `web.listen` (so a bad address fails start-up) and returns the bound address and

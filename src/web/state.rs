@@ -19,6 +19,9 @@ pub struct AppState {
     pub public_url: String,
     /// Failed partner-link look-ups per client address.
     pub failed_lookups: Arc<FailedLookups>,
+    /// CSV exports at once: each holds a connection while it streams, so at most half the
+    /// pool, leaving the rest to the page and the API.
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -26,6 +29,9 @@ impl AppState {
         AppState {
             urls: Arc::new(UrlService::new(pool.clone(), &cfg)),
             public_url: cfg.web_public_url(),
+            exports: Arc::new(tokio::sync::Semaphore::new(export_permits(
+                pool.status().max_size,
+            ))),
             pool,
             cfg,
             failed_lookups: Arc::new(FailedLookups::default()),
@@ -36,4 +42,9 @@ impl AppState {
     pub fn link_address(&self, raw: &str) -> String {
         super::links::address(&self.public_url, raw)
     }
+}
+
+/// Exports allowed at once for a pool of `size` connections: half of it, at least one.
+pub fn export_permits(size: usize) -> usize {
+    (size / 2).max(1)
 }

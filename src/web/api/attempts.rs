@@ -98,7 +98,7 @@ pub(super) async fn list(
         .clone()
         .unwrap_or_else(|| stats::STATS_COLUMNS.iter().map(|c| (*c).to_owned()).collect());
     if wants_csv(req.format, &headers) {
-        return super::super::csv::response(&state.pool, &req.filter, &columns, "attempts.csv").await;
+        return super::super::csv::response(&state, &req.filter, &columns, "attempts.csv").await;
     }
     let client = state.pool.get().await?;
     let limit = req.limit_or_default(MAX_LIMIT);

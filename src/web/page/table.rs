@@ -319,7 +319,7 @@ pub async fn export(State(state): State<AppState>, headers: HeaderMap, RawQuery(
     }
     let pairs = normalised(raw.as_deref());
     match parse(&pairs) {
-        Ok(p) => crate::web::csv::response(&state.pool, &p.filter, &p.columns, "attempts.csv")
+        Ok(p) => crate::web::csv::response(&state, &p.filter, &p.columns, "attempts.csv")
             .await
             .into_response(),
         Err(e) => super::message(StatusCode::BAD_REQUEST, "Bad filter", e),

@@ -233,7 +233,7 @@ async fn export(
         Err(e) => return message(StatusCode::BAD_REQUEST, "Bad request", e),
     };
     let columns = parsed.columns.unwrap_or_else(|| link.scope.columns.clone());
-    crate::web::csv::response(&state.pool, &parsed.filter, &columns, "attempts.csv")
+    crate::web::csv::response(&state, &parsed.filter, &columns, "attempts.csv")
         .await
         .into_response()
 }
