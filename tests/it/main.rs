@@ -60,3 +60,4 @@ mod web_page;
 mod web_page_partner;
 mod web_page_site;
 mod web_schemathesis;
+mod web_urls_rate;
