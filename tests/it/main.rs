@@ -14,6 +14,7 @@ mod channel;
 mod chaos;
 mod clean_stop;
 mod cli_and_config;
+mod cli_output;
 mod crash;
 mod day_one;
 mod delivery;
