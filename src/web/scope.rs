@@ -205,7 +205,9 @@ pub fn validate_link(
         }
     };
     let lifetime = match input.expires {
-        None => DEFAULT_EXPIRY,
+        // A shorter `web.max_link_lifetime` bounds the default rather than refusing a link
+        // the user gave no expiry for.
+        None => DEFAULT_EXPIRY.min(max_lifetime),
         Some(e) => span(&e, "expires")?,
     };
     if lifetime > max_lifetime {

@@ -174,3 +174,28 @@ fn new_links_are_checked_and_name_the_bad_setting() {
         assert_eq!(e.param, param, "{e}");
     }
 }
+
+/// With `web.max_link_lifetime` under 30 days, a link without an expiry was refused.
+#[test]
+fn without_an_expiry_a_link_lasts_30_days_or_the_maximum_if_shorter() {
+    let input = || LinkInput {
+        offer_ids: vec!["100".into()],
+        ..LinkInput::default()
+    };
+    for (max_days, want_days) in [(365, 30), (30, 30), (7, 7), (1, 1)] {
+        let max = Duration::from_secs(max_days * 86_400);
+        let link = validate_link(input(), max, now()).expect("no expiry given");
+        assert_eq!(
+            link.expires_at,
+            now() + chrono::Duration::days(want_days),
+            "max {max_days}d"
+        );
+    }
+    let max = Duration::from_secs(7 * 86_400);
+    let given = LinkInput {
+        expires: Some("8d".into()),
+        ..input()
+    };
+    let e = validate_link(given, max, now()).expect_err("a given expiry over the maximum");
+    assert_eq!(e.param, "expires");
+}

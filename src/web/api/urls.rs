@@ -14,7 +14,7 @@ use super::super::error::ApiError;
 use super::super::state::AppState;
 use super::{body, id};
 use crate::store::urls::{self, UrlRow};
-use crate::url_spec::{ContentType, Header, Method, UrlSpec};
+use crate::url_spec::{ContentType, Header, Method, RateError, RateLimit, UrlSpec};
 use crate::urls_service::UrlPatch;
 
 #[derive(Serialize, ToSchema)]
@@ -34,6 +34,12 @@ pub(super) struct UrlOut {
     /// Header names, each with the value `***`.
     headers: Vec<HeaderIn>,
     timeout_ms: Option<i32>,
+    /// Its rate limit, `N/s` or `N/m`, or null when it has none.
+    rate: Option<String>,
+    /// Requests allowed at once after a quiet spell; null without a rate.
+    burst: Option<u32>,
+    /// Why the daemon disabled it automatically (read-only; null once enabled again).
+    disabled_reason: Option<String>,
 }
 
 impl From<UrlRow> for UrlOut {
@@ -58,6 +64,9 @@ impl From<UrlRow> for UrlOut {
                 })
                 .collect(),
             timeout_ms: r.timeout_ms,
+            rate: r.rate.map(|l| format!("{}/{}", l.count, l.per.as_str())),
+            burst: r.rate.map(|l| l.burst),
+            disabled_reason: r.disabled_reason,
         }
     }
 }
@@ -87,6 +96,10 @@ pub(super) struct NewUrlBody {
     follow_redirects: Option<bool>,
     headers: Option<Vec<HeaderIn>>,
     timeout_ms: Option<u64>,
+    /// A rate limit, `N/s` or `N/m` (as `urls add --rate`); sends over it wait.
+    rate: Option<String>,
+    /// Its burst (default: one second's worth of `rate`).
+    burst: Option<u32>,
     /// Add it even when an enabled URL of the offer is the same.
     allow_duplicate: Option<bool>,
 }
@@ -113,6 +126,12 @@ pub(super) struct UrlPatchBody {
     #[serde(default, deserialize_with = "some")]
     #[schema(value_type = Option<u64>)]
     timeout_ms: Option<Option<u64>>,
+    /// A new rate limit, `N/s` or `N/m`; null removes it.
+    #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<String>)]
+    rate: Option<Option<String>>,
+    /// A new burst; alone, it changes the burst of the URL's rate.
+    burst: Option<u32>,
     enabled: Option<bool>,
     allow_duplicate: Option<bool>,
 }
@@ -135,6 +154,34 @@ fn content_type(text: &str) -> Result<ContentType, ApiError> {
         "json" => Ok(ContentType::Json),
         "form" => Ok(ContentType::Form),
         _ => Err(ApiError::param("content_type", "use json or form")),
+    }
+}
+
+/// The rate limit of `rate` and `burst`, checked as `urls add --rate` checks it; 422 with its
+/// message.
+fn rate_limit(rate: Option<&str>, burst: Option<u32>) -> Result<Option<RateLimit>, ApiError> {
+    let limit = match rate {
+        Some(text) => RateLimit::parse(text, burst).map(Some),
+        None if burst.is_some() => Err(RateError::BurstWithoutRate),
+        None => Ok(None),
+    };
+    limit.map_err(|e| ApiError::unprocessable(e.to_string()))
+}
+
+/// What a PATCH does to the rate: `None` leaves it; `Some(None)` removes it. A burst alone
+/// keeps the URL's current rate (`current`) with the new burst.
+fn rate_change(
+    rate: Option<Option<String>>,
+    burst: Option<u32>,
+    current: Option<RateLimit>,
+) -> Result<Option<Option<RateLimit>>, ApiError> {
+    match (rate, burst, current) {
+        (None, None, _) => Ok(None),
+        (None, Some(_), Some(c)) => {
+            let text = format!("{}/{}", c.count, c.per.as_str());
+            rate_limit(Some(&text), burst).map(Some)
+        }
+        (given, burst, _) => rate_limit(given.flatten().as_deref(), burst).map(Some),
     }
 }
 
@@ -202,6 +249,8 @@ pub(super) async fn create(
     bytes: Bytes,
 ) -> Result<(StatusCode, Json<UrlOut>), ApiError> {
     let b: NewUrlBody = body(&bytes)?;
+    // Checked first, so a bad rate adds nothing.
+    let rate = rate_limit(b.rate.as_deref(), b.burst)?;
     let spec = UrlSpec {
         offer_id: b.offer_id,
         url: b.url,
@@ -225,6 +274,9 @@ pub(super) async fn create(
         timeout: b.timeout_ms.map(Duration::from_millis),
     };
     let id = state.urls.add(spec, b.allow_duplicate.unwrap_or(false)).await?;
+    if rate.is_some() {
+        state.urls.set_rate(id, rate).await?;
+    }
     Ok((StatusCode::CREATED, Json(get(&state, id).await?.into())))
 }
 
@@ -269,6 +321,11 @@ pub(super) async fn edit(
 ) -> Result<Json<UrlOut>, ApiError> {
     let id = id(&raw)?;
     let b: UrlPatchBody = body(&bytes)?;
+    let current = match b.burst.is_some() && b.rate.is_none() {
+        true => get(&state, id).await?.rate,
+        false => None,
+    };
+    let rate = rate_change(b.rate, b.burst, current)?;
     let patch = UrlPatch {
         url: b.url,
         method: b.method.as_deref().map(method).transpose()?,
@@ -295,6 +352,10 @@ pub(super) async fn edit(
             .edit(id, patch, b.allow_duplicate.unwrap_or(false))
             .await?;
     }
+    if let Some(rate) = rate {
+        state.urls.set_rate(id, rate).await?;
+    }
+    let changes = changes || rate.is_some();
     match b.enabled {
         Some(false) => drop(state.urls.disable(id).await?),
         Some(true) => state.urls.enable(id).await?,
@@ -327,4 +388,41 @@ pub(super) async fn remove(
     let id = id(&raw)?;
     let cancelled = state.urls.remove(id).await?;
     Ok(Json(Removed { id, cancelled }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::url_spec::rate::Per;
+
+    #[test]
+    fn a_patch_sets_keeps_or_removes_the_rate() {
+        let r = |count, per, burst| RateLimit { count, per, burst };
+        let now = Some(r(20, Per::Second, 20));
+        let set = |v: &str| Some(Some(v.to_owned()));
+        type Want = Result<Option<Option<RateLimit>>, &'static str>;
+        type Case = (Option<Option<String>>, Option<u32>, Option<RateLimit>, Want);
+        let cases: &[Case] = &[
+            (None, None, now, Ok(None)),
+            (Some(None), None, now, Ok(Some(None))),
+            (set("90/m"), None, now, Ok(Some(Some(r(90, Per::Minute, 2))))),
+            (set("5/s"), Some(9), None, Ok(Some(Some(r(5, Per::Second, 9))))),
+            (None, Some(3), now, Ok(Some(Some(r(20, Per::Second, 3))))),
+            (None, Some(3), None, Err("burst given without a rate")),
+            (Some(None), Some(3), now, Err("burst given without a rate")),
+            (set("20/h"), None, now, Err("rate \"20/h\"")),
+            (set("20/s"), Some(0), now, Err("burst 0")),
+        ];
+        for (rate, burst, current, want) in cases {
+            let got = rate_change(rate.clone(), *burst, *current);
+            match (got, want) {
+                (Ok(g), Ok(w)) => assert_eq!(&g, w, "{rate:?} {burst:?}"),
+                (Err(e), Err(w)) => {
+                    assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+                    assert!(e.message.starts_with(w), "{rate:?} {burst:?}: {}", e.message);
+                }
+                (got, want) => panic!("{rate:?} {burst:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 }

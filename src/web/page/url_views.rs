@@ -8,7 +8,7 @@ use deadpool_postgres::GenericClient;
 use super::view;
 use crate::mask::mask_url;
 use crate::store::urls::UrlRow;
-use crate::url_spec::Method;
+use crate::url_spec::{Method, RateError, RateLimit};
 
 /// A URL's last 24 hours.
 #[derive(Debug, Default, Clone)]
@@ -55,6 +55,10 @@ pub struct UrlView {
     pub(super) goal: String,
     pub(super) statuses: String,
     pub(super) enabled: bool,
+    /// `N/s burst B`, or empty without a rate limit.
+    pub(super) rate: String,
+    /// Why the daemon disabled it, or empty.
+    pub(super) disabled_reason: String,
     pub(super) attempts: i64,
     pub(super) ok_share: String,
     pub(super) p95: String,
@@ -82,6 +86,8 @@ pub(super) fn url_view(u: &UrlRow, h: Option<&Health>) -> UrlView {
             u.statuses.join(",")
         },
         enabled: u.enabled,
+        rate: u.rate.map(|r| r.to_string()).unwrap_or_default(),
+        disabled_reason: u.disabled_reason.clone().unwrap_or_default(),
         attempts: h.attempts,
         ok_share: h.ok_share.map_or("—".into(), |s| format!("{:.0} %", s * 100.0)),
         p95: h.p95_ms.map_or("—".into(), |p| format!("{p:.0}")),
@@ -104,6 +110,10 @@ pub struct UrlForm {
     pub(super) goal: String,
     pub(super) statuses: String,
     pub(super) body: String,
+    /// `N/s` or `N/m`; empty: no rate limit.
+    pub(super) rate: String,
+    /// Empty: one second's worth of the rate.
+    pub(super) burst: String,
 }
 
 impl UrlForm {
@@ -121,6 +131,8 @@ impl UrlForm {
             goal: t("goal"),
             statuses: t("statuses"),
             body: t("body"),
+            rate: t("rate"),
+            burst: t("burst"),
         }
     }
 
@@ -135,6 +147,11 @@ impl UrlForm {
             goal: u.goal.clone().unwrap_or_default(),
             statuses: u.statuses.join(","),
             body: String::new(),
+            rate: u
+                .rate
+                .map(|r| format!("{}/{}", r.count, r.per.as_str()))
+                .unwrap_or_default(),
+            burst: u.rate.map(|r| r.burst.to_string()).unwrap_or_default(),
         }
     }
 
@@ -149,6 +166,25 @@ impl UrlForm {
     pub(super) fn statuses(&self) -> Option<Vec<String>> {
         let list: Vec<String> = view::values(&[("s".into(), self.statuses.clone())], "s");
         (!list.is_empty()).then_some(list)
+    }
+
+    /// The rate limit of the form's `rate` and `burst`, checked as `urls add --rate` checks
+    /// it; `None` when the rate is empty. The error is the CLI's message.
+    pub(super) fn rate_limit(&self) -> Result<Option<RateLimit>, String> {
+        let (rate, burst) = (self.rate.trim(), self.burst.trim());
+        let burst = match burst {
+            "" => None,
+            b => Some(
+                b.parse::<u32>()
+                    .map_err(|_| format!("burst {b:?}: expected 1 to 100000"))?,
+            ),
+        };
+        let limit = match rate {
+            "" if burst.is_some() => Err(RateError::BurstWithoutRate),
+            "" => Ok(None),
+            r => RateLimit::parse(r, burst).map(Some),
+        };
+        limit.map_err(|e| e.to_string())
     }
 
     pub(super) fn opt(s: &str) -> Option<String> {
@@ -189,6 +225,7 @@ mod tests {
 
     use super::*;
     use crate::sender::{Request, Response};
+    use crate::url_spec::rate::Per;
     use crate::urls_service::TestOutcome;
 
     /// The Test result once showed the response excerpt unmasked.
@@ -218,5 +255,32 @@ mod tests {
             assert!(!shown.contains("SECRET123"), "{shown}");
         }
         assert_eq!(v.excerpt, "got http://p.test/pb?token=***&click=1");
+    }
+
+    #[test]
+    fn the_forms_rate_and_burst_are_checked_as_the_cli_checks_them() {
+        let r = |count, per, burst| Ok(Some(RateLimit { count, per, burst }));
+        type Want = Result<Option<RateLimit>, &'static str>;
+        let cases: &[(&str, &str, Want)] = &[
+            ("", "", Ok(None)),
+            (" 20/s ", "", r(20, Per::Second, 20)),
+            ("90/m", " 4 ", r(90, Per::Minute, 4)),
+            ("20/h", "", Err("rate \"20/h\": expected N/s or N/m")),
+            ("20/s", "x", Err("burst \"x\": expected 1 to 100000")),
+            ("20/s", "0", Err("burst 0: expected 1 to 100000")),
+            ("", "5", Err("burst given without a rate")),
+        ];
+        for (rate, burst, want) in cases {
+            let form = UrlForm {
+                rate: (*rate).into(),
+                burst: (*burst).into(),
+                ..UrlForm::default()
+            };
+            match (form.rate_limit(), want) {
+                (Ok(got), Ok(w)) => assert_eq!(&got, w, "{rate:?} {burst:?}"),
+                (Err(got), Err(w)) => assert!(got.starts_with(w), "{rate:?} {burst:?}: {got}"),
+                (got, _) => panic!("{rate:?} {burst:?}: got {got:?}"),
+            }
+        }
     }
 }

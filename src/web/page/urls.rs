@@ -102,6 +102,14 @@ pub async fn add(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         Err(r) => return r,
     };
     let form = UrlForm::from_pairs(&p, true);
+    // Checked first, so a bad rate adds nothing.
+    let rate = match form.rate_limit() {
+        Ok(r) => r,
+        Err(text) => {
+            let n = Some((text, true));
+            return list_page(&state, s, StatusCode::UNPROCESSABLE_ENTITY, n, None, form).await;
+        }
+    };
     let mut spec = UrlSpec::get(form.offer.trim(), form.url.trim());
     spec.method = form.method();
     spec.goal = UrlForm::opt(&form.goal);
@@ -109,7 +117,11 @@ pub async fn add(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
     spec.body = UrlForm::opt(&form.body);
     spec.content_type = ContentType::Json;
     let allow = view::value(&p, "allow_duplicate").is_some();
-    match state.urls.add(spec, allow).await {
+    let added = match state.urls.add(spec, allow).await {
+        Ok(id) if rate.is_some() => state.urls.set_rate(id, rate).await.map(|()| id),
+        other => other,
+    };
+    match added {
         Ok(id) => see_other(&done(&format!("URL {id} added.")), None),
         Err(e @ (UrlServiceError::Invalid(_) | UrlServiceError::Duplicate { .. })) => {
             let n = Some((said(&e), true));
@@ -197,19 +209,29 @@ pub async fn edit(
         ..UrlPatch::default()
     };
     let allow = view::value(&p, "allow_duplicate").is_some();
-    match state.urls.edit(id, patch, allow).await {
-        Ok(_) => see_other(&done(&format!("URL {id} saved.")), None),
+    let refused = |notice: String, form: UrlForm| {
+        let page = EditPage {
+            csrf: s.csrf,
+            who: s.token_name,
+            id,
+            notice: Some(notice),
+            form,
+        };
+        render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+    };
+    // Checked first, so a bad rate changes nothing.
+    let rate = match form.rate_limit() {
+        Ok(r) => r,
+        Err(text) => return refused(text, form),
+    };
+    let saved = match state.urls.edit(id, patch, allow).await {
+        Ok(_) if rate != row.rate => state.urls.set_rate(id, rate).await,
+        other => other.map(drop),
+    };
+    match saved {
+        Ok(()) => see_other(&done(&format!("URL {id} saved.")), None),
         Err(UrlServiceError::NotFound(_)) => not_found(id),
-        Err(e @ (UrlServiceError::Invalid(_) | UrlServiceError::Duplicate { .. })) => {
-            let page = EditPage {
-                csrf: s.csrf,
-                who: s.token_name,
-                id,
-                notice: Some(said(&e)),
-                form,
-            };
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
-        }
+        Err(e @ (UrlServiceError::Invalid(_) | UrlServiceError::Duplicate { .. })) => refused(said(&e), form),
         Err(e) => internal(said(&e)),
     }
 }
