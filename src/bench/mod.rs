@@ -61,6 +61,8 @@ pub struct BenchArgs {
 /// Everything one run measured.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Results {
+    /// The scratch database the run used (dropped at its end).
+    pub database: String,
     pub events: u64,
     pub urls_per_offer: u32,
     pub queue_type: String,
@@ -113,8 +115,9 @@ pub async fn run(args: BenchArgs, cfg: &Config, config_file: Option<&Path>) -> a
         .await
         .context("preparing the bench database and queues")?;
     let result = measure(&args, &world, config_file).await;
+    let database = world.db_name().to_owned();
     world.remove().await;
-    let results = result?;
+    let results = Results { database, ..result? };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {

@@ -16,6 +16,11 @@ pub struct World {
 }
 
 impl World {
+    /// The scratch database's name (reported, so that a caller can check it is gone).
+    pub fn db_name(&self) -> &str {
+        &self.db_name
+    }
+
     pub async fn create(base: &Config) -> anyhow::Result<World> {
         World::create_named(base, "xpb_bench").await
     }
