@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::config::{Config, QueueType};
 
 mod daemon;
+pub mod history;
 mod parts;
 mod report;
 mod world;

@@ -15,6 +15,7 @@ mod crash;
 mod day_one;
 mod delivery;
 mod guard;
+mod history;
 mod hostile;
 mod intake_budget;
 mod intake_log;
