@@ -281,6 +281,10 @@ fn spawn_tasks(
         stop.clone(),
     );
     sup.spawn("poller", async move { Ok(poller.await?) });
+    sup.spawn(
+        "data lifecycle",
+        crate::lifecycle::run((*cfg).clone(), stop.clone()),
+    );
 }
 
 /// Connects once and declares the topology; a clash with an existing declaration is fatal.

@@ -6,6 +6,8 @@
 
 use deadpool_postgres::GenericClient;
 
+use crate::store::{StoreError, partitions};
+
 /// Deliveries written per statement.
 const BATCH: i64 = 20_000;
 
@@ -100,8 +102,12 @@ pub async fn fill_attempts(
     days: f64,
     affiliates: i64,
     offers: i64,
-) -> Result<Filled, tokio_postgres::Error> {
+) -> Result<Filled, StoreError> {
     let url_ids = history_urls(client, offers.max(1)).await?;
+    // A partition for every day the attempts may fall on (a day more for the retries' delay).
+    let today = chrono::Utc::now().date_naive();
+    let first = today - chrono::Duration::days(days.max(0.0).ceil() as i64 + 1);
+    partitions::ensure_range(client, first, today + chrono::Duration::days(1)).await?;
     let per_100 = ATTEMPTS_PER_100_DELIVERIES;
     let deliveries = (n.max(0) * 100 + per_100 - 1) / per_100;
     // Whole hundreds, so the mix holds exactly.
@@ -186,11 +192,7 @@ FROM d";
 
 /// Writes `n` pending deliveries to URL `url_id`, each with one failed attempt and due now (its
 /// retry fell due within the last hour), with their conversions. Returns how many.
-pub async fn fill_backlog(
-    client: &impl GenericClient,
-    n: i64,
-    url_id: i64,
-) -> Result<i64, tokio_postgres::Error> {
+pub async fn fill_backlog(client: &impl GenericClient, n: i64, url_id: i64) -> Result<i64, StoreError> {
     let tag = run_tag("b");
     let statement = client.prepare(BACKLOG).await?;
     let mut from = 0;

@@ -9,8 +9,10 @@ use tokio_postgres::NoTls;
 pub mod deliveries;
 pub mod dispatch;
 pub mod intake;
+pub mod partitions;
 pub mod redeliver;
 pub mod rejected;
+pub mod retention;
 pub mod stats;
 pub mod urls;
 
@@ -165,6 +167,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../../migrations/0002_redeliver_replay.sql")),
     (3, include_str!("../../migrations/0003_mask_secrets.sql")),
     (4, include_str!("../../migrations/0004_url_headers_timeout.sql")),
+    (7, include_str!("../../migrations/0007_growth.sql")),
 ];
 
 /// The versions [`migrate`] applies, in order.

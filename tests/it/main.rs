@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod backlog;
 mod bench;
 mod bench_quiet;
 mod bodies;
