@@ -29,7 +29,7 @@ pub struct Filled {
 const ATTEMPTS_PER_100_DELIVERIES: i64 = 125;
 
 /// One batch: `$1..=$2` the numbers, `$3` the URL ids (one per offer), `$4` affiliates, `$5`
-/// the run's tag (conversion ids are unique per run), `$6` days.
+/// the run's tag (conversion ids are unique per run), `$6` days, `$7` the deliveries in all.
 const FILL: &str = "
 WITH g AS (
     SELECT i, i % 100 AS r,
@@ -37,7 +37,8 @@ WITH g AS (
            (900000 + i % cardinality($3::bigint[]))::text AS offer_id,
            (1 + (i * 7919) % $4)::text AS affiliate_id,
            $5 || '-' || i AS conversion_id,
-           now() - random() * $6::float8 * interval '1 day' AS at
+           -- In id order, as the daemon writes them (retention walks ids oldest first).
+           now() - $6::float8 * interval '1 day' * (1 - (i + random()) / $7::float8) AS at
     FROM generate_series($1::bigint, $2::bigint) AS i
 ), conv AS (
     INSERT INTO conversions (conversion_id, offer_id, affiliate_id, status, last_announced, history,
@@ -121,7 +122,15 @@ pub async fn fill_attempts(
         let written = client
             .execute(
                 &statement,
-                &[&from, &to, &url_ids, &affiliates.max(1), &tag, &days.max(0.0)],
+                &[
+                    &from,
+                    &to,
+                    &url_ids,
+                    &affiliates.max(1),
+                    &tag,
+                    &days.max(0.0),
+                    &(deliveries as f64),
+                ],
             )
             .await?;
         filled.attempts += i64::try_from(written).unwrap_or(i64::MAX);

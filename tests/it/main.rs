@@ -36,6 +36,7 @@ mod redeliver;
 mod redeliver_locks;
 mod rejected;
 mod replicas;
+mod retention;
 mod retries;
 mod routing_key_log;
 mod stale;
