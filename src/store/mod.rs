@@ -180,11 +180,17 @@ const MIGRATION_LOCK: i64 = 0x7870_625f_6d69_6772; // "xpb_migr"
 
 /// Applies pending migrations under a session advisory lock.
 pub async fn migrate(pool: &Pool) -> Result<Vec<i32>> {
+    migrate_up_to(pool, i32::MAX).await
+}
+
+/// Applies pending migrations up to version `last`, as an older release would have: the
+/// upgrade tests build the previous schema with it.
+pub async fn migrate_up_to(pool: &Pool, last: i32) -> Result<Vec<i32>> {
     let mut client = pool.get().await?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    let result = apply_migrations(&mut client).await;
+    let result = apply_migrations(&mut client, last).await;
     // Unlock on the same session even when a migration failed.
     let unlocked = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
@@ -210,7 +216,7 @@ pub fn migration_summary(applied: &[i32]) -> String {
     format!("applied {noun} {}; schema at version {version}", list.join(", "))
 }
 
-async fn apply_migrations(client: &mut deadpool_postgres::Client) -> Result<Vec<i32>> {
+async fn apply_migrations(client: &mut deadpool_postgres::Client, last: i32) -> Result<Vec<i32>> {
     // Created only when missing: `CREATE TABLE IF NOT EXISTS` on an existing table makes the
     // server send a NOTICE, which the driver logs at INFO on every start.
     let exists: bool = client
@@ -227,7 +233,7 @@ async fn apply_migrations(client: &mut deadpool_postgres::Client) -> Result<Vec<
             .await?;
     }
     let mut applied = Vec::new();
-    for (version, sql) in MIGRATIONS {
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= last) {
         let tx = client.transaction().await?;
         let done = tx
             .query_opt(

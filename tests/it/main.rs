@@ -45,6 +45,7 @@ mod startup_errors;
 mod superseded_in_flight;
 mod supervision;
 mod unsendable;
+mod upgrade;
 mod url_service;
 mod url_service_api;
 mod walkthrough;

@@ -1,0 +1,134 @@
+//! Upgrading in place: a database at the previous schema (migrations 1 to 4), filled through the
+//! real pipeline (events published, the daemon delivering to a loopback receiver, retries, an
+//! invalid message), migrated by the current binary with every row kept and queryable.
+
+use cross_postback::store;
+use serde_json::json;
+
+use crate::harness::*;
+
+/// The previous release's last migration.
+const PREVIOUS: i32 = 4;
+
+const TABLES: [&str; 5] = [
+    "cross_postback_urls",
+    "conversions",
+    "deliveries",
+    "attempts",
+    "rejected_messages",
+];
+
+async fn snapshot(pg: &tokio_postgres::Client) -> (Vec<i64>, Vec<Vec<Option<String>>>) {
+    let mut counts = Vec::new();
+    for table in TABLES {
+        counts.push(count(pg, &format!("SELECT count(*) FROM {table}")).await);
+    }
+    let view = rows(
+        pg,
+        "SELECT s.*, v.id, v.delivery_id, v.attempt, v.delivery_state FROM cross_postback_stats s
+         JOIN xpb_attempts_view v USING (postback_url, conversion_id, date)
+         ORDER BY v.id",
+    )
+    .await;
+    (counts, view)
+}
+
+#[tokio::test]
+async fn a_database_filled_at_the_previous_schema_migrates_with_every_row_kept() {
+    let mut env = Env::empty().await;
+    let pool = env.pool();
+    store::migrate_up_to(&pool, PREVIOUS)
+        .await
+        .expect("the previous schema");
+    let pg = env.pg().await;
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM pg_partitioned_table").await,
+        0,
+        "the previous schema has no partitions"
+    );
+    // The daemon of this build runs on that schema as the previous one did: the migrations it
+    // would apply are marked done, so it writes into the previous tables.
+    pg.execute(
+        "INSERT INTO xpb_schema_migrations (version) SELECT unnest($1::int4[])",
+        &[&store::migration_versions()
+            .into_iter()
+            .filter(|v| *v > PREVIOUS)
+            .collect::<Vec<i32>>()],
+    )
+    .await
+    .expect("mark the newer migrations");
+    env.cfg.delivery.retry_schedule = vec![ms(50)];
+    let rx = Receiver::start().await;
+    let mut replies = vec![Reply::status(503); 3];
+    replies.push(Reply::status(404));
+    rx.script(replies);
+    env.add_url("o1", &rx.url("/a?c={conversion_id}&token=s3cret"))
+        .await;
+    env.add_url("o2", &rx.url("/b?c={conversion_id}&s={status}"))
+        .await;
+    let daemon = env.start().await;
+    let mut events = Vec::new();
+    for i in 0..20 {
+        let offer = if i % 2 == 0 { "o1" } else { "o2" };
+        events.push(ev(
+            &format!("u{i}"),
+            "pending",
+            0,
+            json!({"offer_id": offer, "payout": "1.25"}),
+        ));
+        events.push(ev(
+            &format!("u{i}"),
+            "approved",
+            1,
+            json!({"offer_id": offer, "payout": "1.25"}),
+        ));
+    }
+    env.publish(&events).await;
+    env.publish_raw(&[b"{\"broken\": true}".to_vec()]).await;
+    wait_count(
+        &pg,
+        "SELECT count(*) FROM deliveries WHERE state IN ('pending') OR lease_until IS NOT NULL",
+        0,
+    )
+    .await;
+    wait_count(&pg, "SELECT count(*) FROM rejected_messages", 1).await;
+    daemon.stop().await;
+    let before = snapshot(&pg).await;
+    assert!(before.0[3] >= 40, "attempts written: {:?}", before.0);
+    assert!(
+        count(&pg, "SELECT count(*) FROM attempts WHERE http_code = 503").await > 0,
+        "some were retried"
+    );
+
+    pg.execute(
+        "DELETE FROM xpb_schema_migrations WHERE version > $1",
+        &[&PREVIOUS],
+    )
+    .await
+    .expect("unmark");
+    let applied = store::migrate(&pool).await.expect("the upgrade applies");
+    assert!(!applied.is_empty());
+    let after = snapshot(&pg).await;
+    assert_eq!(after.0, before.0, "rows per table ({TABLES:?})");
+    assert_eq!(after.1, before.1, "the statistics view reads the same rows");
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'attempts'::regclass"
+        )
+        .await,
+        1
+    );
+    // The upgraded database takes new work: ids go on after the old ones.
+    let max_before = count(&pg, "SELECT max(id) FROM attempts").await;
+    let daemon = env.start().await;
+    env.publish(&[ev("after", "approved", 0, json!({"offer_id": "o1"}))])
+        .await;
+    wait_count(
+        &pg,
+        &format!("SELECT count(*) FROM attempts WHERE conversion_id = 'after' AND id > {max_before}"),
+        1,
+    )
+    .await;
+    daemon.stop().await;
+}
