@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::config::{Config, QueueType};
 
 mod daemon;
+mod growth;
 pub mod history;
 mod parts;
 mod report;
@@ -41,6 +42,24 @@ pub struct BenchArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// What to measure: the pipeline and its parts, or the same pipeline on an empty and on a
+    /// loaded database (growth).
+    #[arg(long, value_enum, default_value_t = Scenario::Throughput)]
+    pub scenario: Scenario,
+    /// Growth: attempts of history written before the loaded run (over 90 days).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub history: i64,
+    /// Growth: due deliveries to a dead host written before the loaded run.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub backlog: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// The parts bare, then the daemon end to end, at a rate for latency, and its memory.
+    Throughput,
+    /// End to end and latency on an empty and on a loaded database; claim time; bytes per event.
+    Growth,
 }
 
 /// Everything one run measured.
@@ -87,9 +106,16 @@ pub async fn run(args: BenchArgs, cfg: &Config, config_file: Option<&Path>) -> a
         "--rate and --seconds must be at least 1"
     );
     anyhow::ensure!(args.urls_per_offer > 0, "--urls-per-offer must be at least 1");
+    anyhow::ensure!(
+        args.history >= 0 && args.backlog >= 0,
+        "--history and --backlog must be 0 or more"
+    );
     let mut cfg = cfg.clone();
     if let Some(q) = args.queue_type {
         cfg.amqp.queue_type = q;
+    }
+    if args.scenario == Scenario::Growth {
+        return growth::run(&args, &cfg, config_file).await;
     }
     let world = World::create(&cfg)
         .await
