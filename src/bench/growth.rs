@@ -174,11 +174,14 @@ async fn time_claims(world: &World) -> anyhow::Result<f64> {
     let per_url = i64::try_from(d.per_host_concurrency).unwrap_or(i64::MAX);
     let owner = uuid::Uuid::new_v4();
     let mut times = Vec::with_capacity(CLAIMS);
-    for _ in 0..CLAIMS {
+    // The first claim on a connection prepares and plans the statement: not a poll's cost.
+    for i in 0..=CLAIMS {
         let tx = client.transaction().await?;
         let started = Instant::now();
         store::dispatch::claim_due(&tx, owner, d.lease.0, limit, per_url, &[], &[]).await?;
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        if i > 0 {
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
         tx.rollback().await?;
     }
     times.sort_by(f64::total_cmp);
