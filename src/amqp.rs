@@ -1,12 +1,12 @@
 //! RabbitMQ: connection, topology, and publishing with publisher confirms.
 
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
-use crate::config::Amqp;
+mod topology;
+
+pub use topology::{Names, declare_exchange, declare_topology, unbind_other_mode};
 
 /// Errors of the broker. A variant's text names what failed; its cause is its source, left out
 /// of the text (print the whole with [`crate::report::one_line`]).
@@ -18,6 +18,16 @@ pub enum AmqpError {
         "declaring {what} (an existing queue or exchange declared with other arguments must be deleted, or the configuration changed to match it)"
     )]
     Topology { what: String, source: lapin::Error },
+    #[error(
+        "declaring exchange `{exchange}` of type {kind}: the broker does not know that type; \
+         amqp.mode = \"ordered\" needs RabbitMQ's rabbitmq_consistent_hash_exchange plugin \
+         (`rabbitmq-plugins enable rabbitmq_consistent_hash_exchange`)"
+    )]
+    MissingPlugin {
+        exchange: String,
+        kind: &'static str,
+        source: lapin::Error,
+    },
     #[error("the broker returned the message as unroutable ({0})")]
     Returned(String),
     #[error("the broker refused the message (nack)")]
@@ -41,67 +51,6 @@ pub async fn close(conn: &Connection, channels: &[&Channel]) -> bool {
         }
     }
     conn.close(200, "bye".into()).await.is_ok()
-}
-
-/// Declares the exchanges, the work queue and the dead-letter queue, and binds them.
-/// A clash with an existing declaration is an error that names what clashed.
-pub async fn declare_topology(channel: &Channel, cfg: &Amqp) -> Result<(), AmqpError> {
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    for exchange in [&cfg.exchange, &cfg.dead_letter_exchange] {
-        channel
-            .exchange_declare(
-                exchange.as_str().into(),
-                ExchangeKind::Topic,
-                durable,
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|source| AmqpError::Topology {
-                what: format!("exchange `{exchange}`"),
-                source,
-            })?;
-    }
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString(cfg.queue_type.as_str().into()),
-    );
-    let queue_opts = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    for (queue, exchange, key) in [
-        (&cfg.queue, &cfg.exchange, cfg.routing_key.as_str()),
-        (&cfg.dead_letter_queue, &cfg.dead_letter_exchange, "#"),
-    ] {
-        channel
-            .queue_declare(queue.as_str().into(), queue_opts, args.clone())
-            .await
-            .map_err(|source| AmqpError::Topology {
-                what: format!(
-                    "queue `{queue}` with x-queue-type={} (amqp.queue_type)",
-                    cfg.queue_type.as_str()
-                ),
-                source,
-            })?;
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                exchange.as_str().into(),
-                key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|source| AmqpError::Topology {
-                what: format!("binding of `{queue}` to `{exchange}`"),
-                source,
-            })?;
-    }
-    Ok(())
 }
 
 /// Whether the broker refused this client for good: a login refused, a virtual host missing

@@ -13,20 +13,24 @@ mod attempts;
 mod config_show;
 mod deliveries;
 mod generate;
+mod links;
 mod publish;
 mod redeliver;
 mod rejected;
 pub mod table;
 mod test_url;
+mod tokens;
 mod urls;
 
 pub use attempts::{AttemptsArgs, HttpClass, parse_time};
 pub use deliveries::DeliveriesCommand;
 pub use generate::Shell;
+pub use links::{CreateLink, LinksCommand};
 pub use publish::routing_key;
 pub use redeliver::RedeliverArgs;
 pub use rejected::RejectedCommand;
 pub use test_url::TestUrl;
+pub use tokens::TokensCommand;
 pub use urls::{AddUrl, EditUrl, UrlsCommand};
 
 /// The version `--version` prints: the package's, and the commit it was built from (`unknown`
@@ -79,7 +83,7 @@ pub enum Command {
     /// A throwaway HTTP receiver that prints each request and answers 200.
     Receiver {
         /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, default_value = "127.0.0.1:8081")]
         listen: std::net::SocketAddr,
     },
     /// The effective configuration, each value with its source; secrets masked.
@@ -93,6 +97,14 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `cross-postback manpage | man -l -`.
     Manpage,
+    /// Serve the statistics page and the HTTP API alone (no consuming, no sending).
+    Web,
+    /// Admin tokens of the page and the API.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Partner links: a scoped, read-only view of the statistics for someone without a token.
+    #[command(subcommand)]
+    Links(LinksCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +214,9 @@ pub async fn execute(command: Command, cfg: Config, config_file: Option<PathBuf>
         Command::Prune { dry_run } => prune(&cfg, dry_run).await,
         Command::Receiver { listen } => crate::receiver::run(listen).await,
         Command::Bench(args) => crate::bench::run(args, &cfg, config_file.as_deref()).await,
+        Command::Web => crate::web::run_until_signalled(cfg).await,
+        Command::Tokens(cmd) => tokens::run(cmd, &cfg).await,
+        Command::Links(cmd) => links::run(cmd, &cfg).await,
     }
 }
 

@@ -46,6 +46,8 @@ const HURRIED_RECORDS: Duration = Duration::from_secs(2);
 pub struct Daemon {
     /// Where `/healthz`, `/readyz` and `/metrics` answer.
     pub http_addr: SocketAddr,
+    /// Where the page and the API answer (`web.listen`), unless `web.enabled = false`.
+    pub web_addr: Option<SocketAddr>,
     pub health: Arc<Health>,
     pub metrics: Metrics,
     task: JoinHandle<anyhow::Result<()>>,
@@ -121,6 +123,17 @@ pub async fn start_abandonable(
         ops_server.await;
         Ok(())
     });
+    // The page and the API stop with the ops listener, after the drain: a request in flight
+    // (an export) is not cut by a shutdown that has time to spare.
+    let web_addr = if cfg.web.enabled {
+        let web_pool = crate::web::pool(&cfg)?;
+        let (addr, server) = crate::web::serve(Arc::clone(&cfg), web_pool, ops_stop.clone()).await?;
+        tracing::info!(%addr, "web listener up");
+        supervisor.spawn("web listener", server);
+        Some(addr)
+    } else {
+        None
+    };
     let stops = Stops {
         stop,
         ops_stop,
@@ -129,6 +142,7 @@ pub async fn start_abandonable(
     let task = tokio::spawn(run(intake, dispatch, (jobs_tx, jobs_rx), stops, supervisor));
     Ok(Daemon {
         http_addr,
+        web_addr,
         health,
         metrics,
         task,
@@ -281,6 +295,13 @@ fn spawn_tasks(
         stop.clone(),
     );
     sup.spawn("poller", async move { Ok(poller.await?) });
+    let alerts = crate::alerts::run(
+        dispatch.pool.clone(),
+        Arc::clone(&cfg),
+        dispatch.metrics.clone(),
+        stop.clone(),
+    );
+    sup.spawn("alerts", alerts);
     sup.spawn(
         "data lifecycle",
         crate::lifecycle::run((*cfg).clone(), stop.clone()),
@@ -291,7 +312,10 @@ fn spawn_tasks(
 async fn declare(cfg: &Config) -> Result<(), AmqpError> {
     let conn = amqp::connect(&cfg.amqp.url, "cross-postback setup").await?;
     let channel = conn.create_channel().await?;
-    let result = amqp::declare_topology(&channel, &cfg.amqp).await;
+    let result = match amqp::declare_topology(&channel, &cfg.amqp).await {
+        Ok(_) => amqp::unbind_other_mode(&channel, &cfg.amqp).await,
+        Err(e) => Err(e),
+    };
     amqp::close(&conn, &[&channel]).await;
     result
 }
@@ -333,7 +357,8 @@ where
 /// Whether waiting cannot help: only a service that could not be reached is waited for.
 fn is_fatal(e: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(e) = e.downcast_ref::<AmqpError>() {
-        return matches!(e, AmqpError::Topology { .. }) || amqp::is_refused(e);
+        return matches!(e, AmqpError::Topology { .. } | AmqpError::MissingPlugin { .. })
+            || amqp::is_refused(e);
     }
     if let Some(e) = e.downcast_ref::<store::StoreError>() {
         return !e.is_unreachable();

@@ -28,6 +28,7 @@
 //! - [`sender`]    the HTTP client: timeouts, body cap, redirects, network guard
 //! - [`dispatch`]  claiming, per-host limits, sending, recording, handing off
 //! - [`ops`]       `/healthz`, `/readyz`, `/metrics`
+//! - [`web`]       the statistics page, partner links and the HTTP API (`/api/v1`)
 //! - [`telemetry`] logging setup; caps the libraries that log secrets when verbose
 //! - [`daemon`]    wires intake, dispatch and ops together until shutdown
 //! - [`lifecycle`] partitions of `attempts` made ahead; retention, in the daemon and `prune`
@@ -35,6 +36,7 @@
 //!   the CLI and the HTTP API call
 //! - [`cli`]       subcommands → library calls
 //! - [`receiver`]  a throwaway HTTP receiver for demos and tests
+//! - [`alerts`]    automatic disabling of failing URLs and alerts to `alerts.webhook_url`
 //! - [`bench`]     the throughput instrument: the parts bare, then the daemon end to end
 
 pub mod config;
@@ -49,6 +51,7 @@ pub mod report;
 pub mod retry;
 pub mod url_spec;
 
+pub mod alerts;
 pub mod amqp;
 pub mod cli;
 pub mod daemon;
@@ -60,6 +63,7 @@ pub mod sender;
 pub mod store;
 pub mod telemetry;
 pub mod urls_service;
+pub mod web;
 
 /// Runs the daemon until SIGTERM or SIGINT, then shuts down gracefully; a second signal
 /// abandons the sends still in flight (their leases expire and they are sent again) and the

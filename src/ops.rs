@@ -33,6 +33,14 @@ pub struct RejectReason {
 pub const UNDECODABLE_HISTORY: &str = "undecodable_history";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertKind {
+    pub kind: &'static str,
+}
+
+/// The kinds of alert sent to `alerts.webhook_url` (each shown at 0 from the start).
+pub const ALERT_KINDS: [&str; 3] = ["disabled", "failure_ratio", "recovered"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpClass {
     pub class: &'static str,
 }
@@ -59,6 +67,64 @@ pub struct Metrics {
     /// Bytes of message bodies intake holds (taken, not yet acked), and the most it has held.
     pub intake_bytes: Gauge,
     pub intake_bytes_peak: Gauge,
+    /// Scale: messages without `x-conversion-id` in ordered mode, URLs disabled automatically,
+    /// alerts sent (by kind) and failed, deliveries put back to wait for their URL's rate,
+    /// and the URLs currently disabled automatically.
+    pub scale: ScaleMetrics,
+}
+
+/// The metrics of ordered mode, automatic disabling, alerts and rate limits.
+#[derive(Clone, Default)]
+pub struct ScaleMetrics {
+    pub unordered_messages: Counter,
+    pub urls_auto_disabled: Counter,
+    pub alerts_sent: Family<AlertKind, Counter>,
+    pub alerts_failed: Counter,
+    pub rate_limited: Counter,
+    pub urls_disabled: Gauge,
+}
+
+impl ScaleMetrics {
+    /// Registers each metric (counters get their `_total` suffix from the encoder).
+    fn register(&self, registry: &mut Registry) {
+        for kind in ALERT_KINDS {
+            drop(self.alerts_sent.get_or_create(&AlertKind { kind }));
+        }
+        registry.register(
+            "unordered_messages",
+            "Messages without x-conversion-id consumed in ordered mode",
+            self.unordered_messages.clone(),
+        );
+        registry.register(
+            "urls_auto_disabled",
+            "URLs disabled automatically after failing for delivery.disable_after",
+            self.urls_auto_disabled.clone(),
+        );
+        registry.register(
+            "alerts_sent",
+            "Alerts sent to alerts.webhook_url, by kind",
+            self.alerts_sent.clone(),
+        );
+        registry.register(
+            "alerts_failed",
+            "Alerts that alerts.webhook_url did not accept (each try)",
+            self.alerts_failed.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Deliveries put back to wait for their URL's rate limit",
+            self.rate_limited.clone(),
+        );
+        registry.register(
+            "urls_disabled",
+            "URLs currently disabled automatically",
+            self.urls_disabled.clone(),
+        );
+    }
+
+    pub fn alert_sent(&self, kind: &'static str) {
+        self.alerts_sent.get_or_create(&AlertKind { kind }).inc();
+    }
 }
 
 impl Default for Metrics {
@@ -116,6 +182,8 @@ impl Default for Metrics {
             "Intake sessions ended by an error and started again",
             intake_restarts.clone(),
         );
+        let scale = ScaleMetrics::default();
+        scale.register(&mut registry);
         Metrics {
             registry: Arc::new(registry),
             events,
@@ -128,6 +196,7 @@ impl Default for Metrics {
             intake_restarts,
             intake_bytes,
             intake_bytes_peak,
+            scale,
         }
     }
 }
@@ -265,4 +334,26 @@ async fn metrics_text(State(ops): State<Ops>) -> impl IntoResponse {
         )],
         ops.metrics.encode(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn scale_metrics_are_exported_at_zero_under_their_names() {
+        let text = Metrics::default().encode();
+        for line in [
+            "xpb_unordered_messages_total 0",
+            "xpb_urls_auto_disabled_total 0",
+            "xpb_alerts_sent_total{kind=\"disabled\"} 0",
+            "xpb_alerts_sent_total{kind=\"failure_ratio\"} 0",
+            "xpb_alerts_sent_total{kind=\"recovered\"} 0",
+            "xpb_alerts_failed_total 0",
+            "xpb_rate_limited_total 0",
+            "xpb_urls_disabled 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
+        }
+    }
 }

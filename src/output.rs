@@ -80,10 +80,11 @@ pub fn csv_cell(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// One record: the cells joined by commas, then a line break.
+/// One record: the cells joined by commas, then RFC 4180's line break (CRLF), which every
+/// spreadsheet and CSV reader takes and `lines()` still splits.
 pub fn csv_record<'a>(cells: impl IntoIterator<Item = &'a str>) -> String {
     let mut line = cells.into_iter().map(csv_cell).collect::<Vec<_>>().join(",");
-    line.push('\n');
+    line.push_str("\r\n");
     line
 }
 
@@ -147,6 +148,6 @@ mod tests {
         ] {
             assert_eq!(csv_cell(text), want, "{text:?}");
         }
-        assert_eq!(csv_record(["id", "=x", "a,b"]), "id,'=x,\"a,b\"\n");
+        assert_eq!(csv_record(["id", "=x", "a,b"]), "id,'=x,\"a,b\"\r\n");
     }
 }

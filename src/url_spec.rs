@@ -9,11 +9,13 @@ use crate::event::Status;
 use crate::macros::{Escape, Template, TemplateError};
 
 pub mod headers;
+pub mod rate;
 
 pub use headers::{Header, HeaderError};
+pub use rate::{RateError, RateLimit};
 
 /// Most characters of an offer id, as in an event.
-const MAX_ID_CHARS: usize = 128;
+pub const MAX_ID_CHARS: usize = 128;
 /// Most characters of a goal, as in an event.
 const MAX_GOAL_CHARS: usize = 4096;
 

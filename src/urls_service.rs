@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::event::{self, Event, Status};
 use crate::guard::Guard;
 use crate::sender::{self, Sender};
-use crate::store::{StoreError, urls};
-use crate::url_spec::{self, ContentType, Header, Method, UrlSpec, UrlSpecError};
+use crate::store::{self, StoreError, urls};
+use crate::url_spec::{self, ContentType, Header, Method, RateLimit, UrlSpec, UrlSpecError};
 
 /// Why a URL operation did not happen. Nothing here holds a header value or an unmasked URL.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +118,16 @@ impl UrlService {
             return Err(UrlServiceError::NotFound(id));
         }
         urls::get(&client, id).await?.ok_or(UrlServiceError::NotFound(id))
+    }
+
+    /// Sets or clears URL `id`'s rate limit (a [`RateLimit`] is valid by construction: see
+    /// [`RateLimit::parse`]). Sends over it wait; the rate holds across replicas.
+    pub async fn set_rate(&self, id: i64, rate: Option<RateLimit>) -> Result<(), UrlServiceError> {
+        let client = self.pool.get().await.map_err(StoreError::from)?;
+        if !store::rates::set(&client, id, rate).await? {
+            return Err(UrlServiceError::NotFound(id));
+        }
+        Ok(())
     }
 
     pub async fn list(&self, offer: Option<&str>) -> Result<Vec<urls::UrlRow>, UrlServiceError> {

@@ -18,12 +18,27 @@ mod growth;
 pub mod history;
 mod parts;
 mod report;
+pub mod stats;
 mod world;
 
 pub use world::World;
 
+/// What a bench run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// The parts and the pipeline end to end (the default).
+    Pipeline,
+    /// The statistics table and its CSV export over generated history.
+    Stats,
+    /// End to end and latency on an empty and on a loaded database; claim time; bytes per event.
+    Growth,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Scenario::Pipeline)]
+    pub scenario: Scenario,
     /// Events in each throughput phase (broker, http, database, end to end).
     #[arg(long, default_value_t = 100_000)]
     pub events: u64,
@@ -42,24 +57,14 @@ pub struct BenchArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// What to measure: the pipeline and its parts, or the same pipeline on an empty and on a
-    /// loaded database (growth).
-    #[arg(long, value_enum, default_value_t = Scenario::Throughput)]
-    pub scenario: Scenario,
+    #[command(flatten)]
+    pub stats: stats::StatsArgs,
     /// Growth: attempts of history written before the loaded run (over 90 days).
     #[arg(long, default_value_t = 10_000_000)]
     pub history: i64,
     /// Growth: due deliveries to a dead host written before the loaded run.
     #[arg(long, default_value_t = 1_000_000)]
     pub backlog: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scenario {
-    /// The parts bare, then the daemon end to end, at a rate for latency, and its memory.
-    Throughput,
-    /// End to end and latency on an empty and on a loaded database; claim time; bytes per event.
-    Growth,
 }
 
 /// Everything one run measured.
@@ -100,6 +105,9 @@ pub fn bound(broker: f64, http: f64, database: f64, rows_per_event: u32, urls: u
 }
 
 pub async fn run(args: BenchArgs, cfg: &Config, config_file: Option<&Path>) -> anyhow::Result<()> {
+    if args.scenario == Scenario::Stats {
+        return stats::run(&args.stats, args.json, cfg, config_file).await;
+    }
     anyhow::ensure!(args.events > 0, "--events must be at least 1");
     anyhow::ensure!(
         args.rate > 0 && args.seconds > 0,

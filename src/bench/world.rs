@@ -17,8 +17,14 @@ pub struct World {
 
 impl World {
     pub async fn create(base: &Config) -> anyhow::Result<World> {
+        World::create_named(base, "xpb_bench").await
+    }
+
+    /// Like [`World::create`], the database named `<prefix>_<id>` (a scenario's own prefix,
+    /// so a check for leftovers of one scenario is not confused by another running meanwhile).
+    pub async fn create_named(base: &Config, prefix: &str) -> anyhow::Result<World> {
         let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
-        let db_name = format!("xpb_bench_{id}");
+        let db_name = format!("{prefix}_{id}");
         let mut url = url::Url::parse(&base.database.url)?;
         url.set_path("/postgres");
         let admin_url = url.to_string();
@@ -77,6 +83,11 @@ impl World {
                 crate::report::one_line(&e)
             ),
         }
+        self.drop_database().await;
+    }
+
+    /// Removes the database only (a scenario that made no queues); best effort, says so.
+    pub async fn drop_database(&self) {
         if let Err(e) = self
             .admin(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name))
             .await

@@ -110,21 +110,24 @@ pub async fn run(args: AttemptsArgs, cfg: &Config) -> anyhow::Result<()> {
             .context(flag.to_owned())
     };
     let filter = stats::Filter {
-        offer: args.offer,
-        affiliate: args.affiliate,
-        conversion: args.conversion,
+        offer_ids: args.offer.map(|o| vec![o]),
+        affiliate_ids: args.affiliate.map(|a| vec![a]),
+        conversion_id: args.conversion,
         status: args.status.map(|s| s.as_str().to_owned()),
-        failed: args.failed,
-        since: time(&args.since, "--since")?,
-        until: time(&args.until, "--until")?,
-        http_classes: args
-            .http_class
-            .map(|classes| classes.iter().map(|c| c.as_str().to_owned()).collect()),
-        limit: args.limit,
+        state: args.failed.then(|| "failed".to_owned()),
+        from: time(&args.since, "--since")?,
+        to: time(&args.until, "--until")?,
+        http_classes: args.http_class.map(|classes| {
+            classes
+                .iter()
+                .filter_map(|c| stats::HttpClass::parse(c.as_str()))
+                .collect()
+        }),
+        ..stats::Filter::default()
     };
     let pool = store::pool(&cfg.database.url, 2)?;
     let client = pool.get().await.context("connecting to the database")?;
-    let rows = stats::attempts(&client, &columns, &filter).await?;
+    let rows = stats::attempts(&client, &columns, &filter, args.limit).await?;
     let header: Vec<&str> = columns.iter().map(String::as_str).collect();
     if args.wide {
         table::print(args.format, &header, &rows);
@@ -147,7 +150,13 @@ pub fn parse_time(text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc
         return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
     }
     if let Ok(span) = text.parse::<Dur>() {
-        return Ok(now - chrono::Duration::from_std(span.0)?);
+        // A span longer than the calendar reaches back before any time: not a time either.
+        if let Some(t) = chrono::Duration::from_std(span.0)
+            .ok()
+            .and_then(|s| now.checked_sub_signed(s))
+        {
+            return Ok(t);
+        }
     }
     bail!("{text:?} is not a time: use RFC 3339, YYYY-MM-DD or a span like 2h")
 }

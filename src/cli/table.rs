@@ -110,7 +110,7 @@ mod tests {
         let header = ["id", "text", "none"];
         assert_eq!(
             render_all(Format::Csv, &header, &rows),
-            "id,text,none\n1,\"a,\"\"b\"\"\",\n"
+            "id,text,none\r\n1,\"a,\"\"b\"\"\",\r\n"
         );
         let json: serde_json::Value =
             serde_json::from_str(&render_all(Format::Json, &header, &rows)).expect("json");
@@ -121,7 +121,7 @@ mod tests {
         let formulas = vec![vec![Cell::Int(-1), Cell::text("=cmd()"), Cell::Null]];
         assert_eq!(
             render_all(Format::Csv, &header, &formulas),
-            "id,text,none\n'-1,'=cmd(),\n"
+            "id,text,none\r\n'-1,'=cmd(),\r\n"
         );
         assert_eq!(
             render_all(Format::Table, &header, &rows),

@@ -88,6 +88,12 @@ pub struct AddUrl {
     /// Add it even when an enabled URL of the offer has exactly these settings.
     #[arg(long)]
     pub allow_duplicate: bool,
+    /// At most this many requests: `N/s` or `N/m`, across every replica; sends over it wait.
+    #[arg(long, value_name = "N/s|N/m")]
+    pub rate: Option<String>,
+    /// Requests allowed at once after a quiet spell (default: one second's worth of --rate).
+    #[arg(long, value_name = "N", requires = "rate")]
+    pub burst: Option<u32>,
 }
 
 /// Options not given are left as they are; `--no-…` clears an optional setting.
@@ -146,6 +152,15 @@ pub struct EditUrl {
     /// Save it even when another enabled URL of the offer has exactly these settings.
     #[arg(long)]
     pub allow_duplicate: bool,
+    /// A new rate limit, `N/s` or `N/m` (see `urls add --rate`).
+    #[arg(long, value_name = "N/s|N/m", conflicts_with = "no_rate")]
+    pub rate: Option<String>,
+    /// Its burst (default: one second's worth of --rate).
+    #[arg(long, value_name = "N", requires = "rate")]
+    pub burst: Option<u32>,
+    /// Remove the URL's rate limit.
+    #[arg(long)]
+    pub no_rate: bool,
 }
 
 /// Each `Name: value` split here rather than by clap, whose error would quote the value.
@@ -169,6 +184,15 @@ pub fn spec_of(add: AddUrl) -> Result<(UrlSpec, bool), HeaderError> {
         timeout: add.timeout.map(|d| d.0),
     };
     Ok((spec, add.allow_duplicate))
+}
+
+/// The rate of `--rate` and `--burst`, checked.
+fn rate_of(rate: Option<String>, burst: Option<u32>) -> anyhow::Result<Option<url_spec::RateLimit>> {
+    match rate {
+        Some(text) => Ok(Some(url_spec::RateLimit::parse(&text, burst).context("--rate")?)),
+        None if burst.is_some() => Err(url_spec::RateError::BurstWithoutRate).context("--burst"),
+        None => Ok(None),
+    }
 }
 
 /// `Some(None)` when cleared, `Some(Some(v))` when given, `None` when left alone.
@@ -199,13 +223,24 @@ pub(super) async fn run(cmd: UrlsCommand, cfg: &Config) -> anyhow::Result<()> {
     let pool = store::pool(&cfg.database.url, 2)?;
     let service = UrlService::new(pool, cfg);
     match cmd {
-        UrlsCommand::Add(add) => {
+        UrlsCommand::Add(mut add) => {
+            // Checked first, so a bad rate adds nothing.
+            let rate = rate_of(add.rate.take(), add.burst)?;
             let (spec, allow_duplicate) = spec_of(add)?;
-            println!("{}", service.add(spec, allow_duplicate).await?);
+            let id = service.add(spec, allow_duplicate).await?;
+            if rate.is_some() {
+                service.set_rate(id, rate).await?;
+            }
+            println!("{id}");
         }
-        UrlsCommand::Edit(edit) => {
+        UrlsCommand::Edit(mut edit) => {
             let (id, allow_duplicate) = (edit.id, edit.allow_duplicate);
+            let rate = rate_of(edit.rate.take(), edit.burst)?;
+            let clear_rate = edit.no_rate;
             service.edit(id, patch_of(edit)?, allow_duplicate).await?;
+            if rate.is_some() || clear_rate {
+                service.set_rate(id, rate).await?;
+            }
             println!("edited {id}; pending deliveries use the new settings at their next attempt");
         }
         UrlsCommand::List {
@@ -260,6 +295,8 @@ fn print_list(rows: &[urls::UrlRow], format: Format, show_secrets: bool) {
         "headers",
         "timeout_ms",
         "enabled",
+        "disabled_reason",
+        "rate",
     ];
     let cells: Vec<Vec<table::Cell>> = rows
         .iter()
@@ -281,6 +318,8 @@ fn print_list(rows: &[urls::UrlRow], format: Format, show_secrets: bool) {
                 u.timeout_ms
                     .map_or(table::Cell::Null, |t| table::Cell::Int(t.into())),
                 table::Cell::Bool(u.enabled),
+                table::Cell::opt_text(u.disabled_reason.clone()),
+                table::Cell::opt_text(u.rate.map(|r| r.to_string())),
             ]
         })
         .collect();

@@ -147,6 +147,10 @@ async fn job_end(dispatch: &Dispatch, job: &Job, stop: &CancellationToken) -> Do
     let Some(url) = current_url(dispatch, job).await else {
         return release;
     };
+    // Over the URL's rate: put back to wait for its slot, not sent and not counted.
+    if !super::rate::may_send(dispatch, job).await {
+        return release;
+    }
     let prepared = prepare(job, &url);
     Done::Attempt(attempt(dispatch, job, &url, prepared).await)
 }

@@ -20,6 +20,7 @@ mod attempt;
 mod inflight;
 mod job;
 mod poller;
+mod rate;
 mod recorder;
 
 use inflight::InFlight;
@@ -44,6 +45,8 @@ pub struct Dispatch {
     pub capacity: usize,
     /// Wakes the poller when a retry has been scheduled.
     pub wake_poller: Notify,
+    /// The URLs' rate limits, checked before each send.
+    rates: rate::Rates,
     /// Cancelled when shutdown's deadline has passed: writes stop being retried (a lease not
     /// given back expires; an outcome not written is sent again with the same key).
     pub halt: CancellationToken,
@@ -71,6 +74,7 @@ impl Dispatch {
             in_flight: Mutex::new(InFlight::new(d.per_host_concurrency)),
             capacity: d.concurrency.saturating_mul(2),
             wake_poller: Notify::new(),
+            rates: rate::Rates::default(),
             halt: CancellationToken::new(),
         }
     }

@@ -16,6 +16,15 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order forms list them.
+    pub const ALL: [Status; 5] = [
+        Status::Approved,
+        Status::Pending,
+        Status::Declined,
+        Status::Hold,
+        Status::NotFound,
+    ];
+
     /// The lower-case word stored and rendered by `{status_name}`.
     pub fn as_str(self) -> &'static str {
         match self {

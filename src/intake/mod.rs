@@ -1,8 +1,9 @@
 //! Intake: consume, validate, decide and log a batch in one transaction, dead-letter the
 //! invalid messages, then ack the batch with `multiple` — only after the commit.
 //!
-//! One consumer per process. Each message goes to one of `amqp.lanes` lanes by its conversion
-//! id; a lane decides its batches one after another, so the events of one conversion are
+//! One consumer per input queue and process (the work queue, or in ordered mode each shard and
+//! the unordered queue), each on a channel of its own. Each message goes to one of
+//! `amqp.lanes` lanes by its conversion id; a lane decides its batches one after another, so the events of one conversion are
 //! decided in the order they were received, while lanes (different conversions) commit
 //! concurrently. Acks follow the commits in delivery order (see [`acks`]). Any broker or
 //! database failure ends the session: the connection closes (RabbitMQ requeues what was not
@@ -44,19 +45,21 @@ pub enum IntakeError {
     Cancelled,
     #[error("an intake lane stopped")]
     LaneStopped,
+    #[error("an intake input stopped")]
+    InputStopped,
     #[error("an intake lane panicked: {0}")]
     LanePanicked(String),
 }
 
 mod acks;
 mod budget;
+mod feed;
 mod log;
 mod parse;
 mod subscription;
 
 use acks::Acks;
 use budget::{Budget, Held};
-use subscription::Subscription;
 
 /// What batches committed but not acked leave to dispatch, given back once the session's
 /// connection is closed.
@@ -65,14 +68,16 @@ type Unsettled = Arc<std::sync::Mutex<Vec<store::dispatch::HandOff>>>;
 /// What the lanes of one session share to settle their batches after the commit.
 #[derive(Clone)]
 struct Settle {
-    acks: Arc<Acks>,
+    /// One per input (its own channel), in the order of the inputs.
+    acks: Arc<Vec<Acks>>,
     /// The publisher-confirms channel for dead letters.
     dlx: Channel,
     unsettled: Unsettled,
 }
 
-/// A delivery taken from the consumer, parsed, with the room its body holds in the budget.
-type Taken = (Delivery, sql::Message, Held);
+/// A delivery taken from an input, parsed, with the room its body holds in the budget and the
+/// index of its input.
+type Taken = (Delivery, sql::Message, Held, usize);
 
 #[derive(Clone)]
 pub struct Intake {
@@ -120,40 +125,45 @@ impl Intake {
         store::ping(&self.pool).await?;
         let cfg = &self.cfg.amqp;
         let conn = amqp::connect(&cfg.url, "cross-postback intake").await?;
-        // A channel closed by the broker (the consuming one, or the dead-letter one while idle)
+        // A channel closed by the broker (a consuming one, or the dead-letter one while idle)
         // or the connection failing is reported here, so the session ends at once rather than
         // when the channel is next used. Listening from the start: events are not kept.
         let mut events = conn.events_listener();
-        let channel = conn.create_channel().await?;
-        amqp::declare_topology(&channel, cfg).await?;
+        let setup = conn.create_channel().await?;
+        let queues = amqp::declare_topology(&setup, cfg).await?;
+        amqp::unbind_other_mode(&setup, cfg).await?;
         let dlx = amqp::confirm_channel(&conn).await?;
-        // Room for every prefetched message at its largest valid size: valid traffic never
-        // waits for it; larger messages are asked for fewer at a time.
-        let budget = Budget::new(
-            usize::from(cfg.prefetch).saturating_mul(cfg.max_message_bytes),
+        // Room for every prefetched message at its largest valid size, per input: valid traffic
+        // never waits for it; larger messages are asked for fewer at a time.
+        let budget = Arc::new(Budget::new(
+            usize::from(cfg.prefetch)
+                .saturating_mul(cfg.max_message_bytes)
+                .saturating_mul(queues.len()),
             self.metrics.intake_bytes.clone(),
             self.metrics.intake_bytes_peak.clone(),
-        );
-        let tag = format!("cross-postback-{}", self.owner);
-        let mut sub = Subscription::new(
-            channel.clone(),
-            &cfg.queue,
-            tag,
-            cfg.prefetch,
-            cfg.max_message_bytes,
-        );
-        sub.start(&budget).await?;
+        ));
+        let inputs = feed::subscribe(&conn, setup, &queues, cfg, self.owner, &budget).await;
+        let inputs = match inputs {
+            Ok(inputs) => inputs,
+            Err(e) => {
+                amqp::close(&conn, &[&dlx]).await;
+                return Err(e);
+            }
+        };
         self.health.set_broker(true);
-        tracing::info!(queue = %cfg.queue, prefetch = cfg.prefetch, "consuming");
+        tracing::info!(queues = %queues.join(","), prefetch = cfg.prefetch, mode = ?cfg.mode, "consuming");
+        let channels: Vec<Channel> = inputs.iter().map(|i| i.channel.clone()).collect();
         let settle = Settle {
-            acks: Arc::new(Acks::new(channel.clone())),
+            acks: Arc::new(channels.iter().map(|c| Acks::new(c.clone())).collect()),
             dlx: dlx.clone(),
             unsettled: Unsettled::default(),
         };
-        let result = self.consume(&settle, &mut sub, &budget, &mut events, stop).await;
+        let result = self.consume(&settle, inputs, &budget, &mut events, stop).await;
         // Closing hands every unacked message back to the queue; the channels first, so that
         // none is left to close after the connection (which the client logs as an error).
-        let closed = amqp::close(&conn, &[&dlx, &channel]).await;
+        let mut open: Vec<&Channel> = vec![&dlx];
+        open.extend(channels.iter());
+        let closed = amqp::close(&conn, &open).await;
         let unsettled = std::mem::take(&mut *settle.unsettled.lock().unwrap_or_else(|e| e.into_inner()));
         // Only now are the messages of committed but unacked batches back in the queue, so no
         // one sends their deliveries while one is unacked. If the close failed the broker may
@@ -166,13 +176,13 @@ impl Intake {
         result
     }
 
-    /// Reads messages and hands each to its lane until `stop`, then lets the lanes finish what
-    /// they hold. A lane that fails ends the session.
+    /// Reads messages from every input and hands each to its lane until `stop`, then lets the
+    /// lanes finish what they hold. A lane or an input that fails ends the session.
     async fn consume(
         &self,
         settle: &Settle,
-        sub: &mut Subscription,
-        budget: &Budget,
+        inputs: Vec<feed::Input>,
+        budget: &Arc<Budget>,
         events: &mut (impl futures_util::Stream<Item = lapin::Event> + Unpin),
         stop: &CancellationToken,
     ) -> Result<(), IntakeError> {
@@ -184,25 +194,39 @@ impl Intake {
             let (me, settle) = (self.clone(), settle.clone());
             lanes.spawn(async move { me.lane(rx, &settle).await });
         }
+        let ordered = self.cfg.amqp.mode == crate::config::AmqpMode::Ordered;
+        let (mut feeds, mut arrived) = feed::start(inputs, budget, ordered.then(|| self.metrics.clone()));
         let result = loop {
-            let next = self.next_delivery(sub, events, &mut lanes, stop, budget).await;
-            let (delivery, held) = match next {
-                Ok(Some(taken)) => taken,
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
+            let next = tokio::select! {
+                biased;
+                _ = stop.cancelled() => break Ok(()),
+                Some(ended) = lanes.join_next() => break lane_end(ended),
+                Some(lapin::Event::Error(e)) = events.next() => break Err(e.into()),
+                Some(ended) = feeds.join_next() => break feed::ended(ended),
+                next = arrived.recv() => next,
             };
-            settle.acks.received(delivery.delivery_tag);
+            let Some(feed::Arrived {
+                delivery,
+                held,
+                input,
+            }) = next
+            else {
+                break Err(IntakeError::LaneStopped);
+            };
+            settle.acks[input].received(delivery.delivery_tag);
             // Parsed once, here: the lane needs the conversion id, the transaction the event.
             let message = parse::message(&delivery, self.cfg.amqp.max_message_bytes);
             let lane = lane_of(&message, delivery.delivery_tag, senders.len());
             let sent = tokio::select! {
-                sent = senders[lane].send((delivery, message, held)) => sent.is_ok(),
+                sent = senders[lane].send((delivery, message, held, input)) => sent.is_ok(),
                 Some(ended) = lanes.join_next() => break lane_end(ended),
             };
             if !sent {
                 break Err(IntakeError::LaneStopped);
             }
         };
+        // What the inputs hold and did not hand over stays unacked: the broker requeues it.
+        feeds.abort_all();
         // Closing the senders lets each lane finish the batches it holds, then end.
         drop(senders);
         if result.is_err() {
@@ -219,27 +243,6 @@ impl Intake {
             }
         }
         outcome
-    }
-
-    /// The next delivery, counted in the budget; `None` once stopping.
-    async fn next_delivery(
-        &self,
-        sub: &mut Subscription,
-        events: &mut (impl futures_util::Stream<Item = lapin::Event> + Unpin),
-        lanes: &mut JoinSet<Result<(), IntakeError>>,
-        stop: &CancellationToken,
-        budget: &Budget,
-    ) -> Result<Option<(Delivery, Held)>, IntakeError> {
-        let delivery = tokio::select! {
-            biased;
-            _ = stop.cancelled() => return Ok(None),
-            Some(ended) = lanes.join_next() => return lane_end(ended).map(|()| None),
-            Some(lapin::Event::Error(e)) = events.next() => return Err(e.into()),
-            next = sub.next(budget) => next?,
-        };
-        let held = budget.take(delivery.data.len());
-        sub.taken(delivery.data.len(), budget).await?;
-        Ok(Some((delivery, held)))
     }
 
     /// One lane: batches of what has arrived, each decided and logged in one transaction.
@@ -279,13 +282,19 @@ impl Intake {
         let mut messages = Vec::with_capacity(taken.len());
         // Released when this returns: acked, or the session ends (and the broker requeues).
         let mut held = Vec::with_capacity(taken.len());
-        for (d, m, h) in taken {
+        let mut inputs = Vec::with_capacity(taken.len());
+        for (d, m, h, input) in taken {
             batch.push(d);
             messages.push(m);
             held.push(h);
+            inputs.push(input);
         }
+        let tags = feed::tags_by_input(&batch, &inputs);
         let logged = self.log(&batch, &mut messages).await?;
-        if let Err(e) = self.finish(&settle.acks, &settle.dlx, &batch, &messages).await {
+        if let Err(e) = self
+            .finish(&settle.acks, &settle.dlx, &batch, &messages, &tags)
+            .await
+        {
             // Committed but not acked: the session ends, and once its connection is closed (the
             // messages back in the queue) the leases are given back.
             settle
@@ -297,10 +306,12 @@ impl Intake {
         }
         self.count(&messages, &logged);
         self.metrics.batch_messages.observe(batch.len() as f64);
-        if let Some(last) = batch.iter().map(|d| d.delivery_tag).max() {
+        for (input, tags) in &tags {
             // No request while one of these is unacked: a lane that committed ahead of an
             // earlier delivery in another lane waits for that commit's ack.
-            settle.acks.wait_acked(last).await;
+            if let Some(last) = tags.iter().max() {
+                settle.acks[*input].wait_acked(*last).await;
+            }
         }
         // Acked: the waiting deliveries may now be handed on (by the recorder once the attempt
         // in flight ends, or by a poller).
@@ -312,17 +323,21 @@ impl Intake {
     /// acks every message up to the first one still in a lane.
     async fn finish(
         &self,
-        acks: &Acks,
+        acks: &[Acks],
         dlx: &Channel,
         batch: &[Delivery],
         messages: &[sql::Message],
+        tags: &feed::TagsByInput,
     ) -> Result<(), IntakeError> {
         for (delivery, message) in batch.iter().zip(messages) {
             if let sql::Message::Invalid(rejected) = message {
                 self.dead_letter(dlx, delivery, &rejected.reason).await?;
             }
         }
-        acks.done(batch.iter().map(|d| d.delivery_tag)).await?;
+        // Delivery tags are per channel, and each input has its own channel and acks.
+        for (input, tags) in tags {
+            acks[*input].done(tags.iter().copied()).await?;
+        }
         Ok(())
     }
 

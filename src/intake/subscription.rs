@@ -11,6 +11,11 @@
 //!
 //! The first window of a subscription is one delivery, until a body shows how large they are:
 //! a queue filled with large messages before start is not pushed all at once.
+//!
+//! A shard of ordered mode has a single active consumer: cancelling it would make another
+//! replica's consumer active while this one still decides what it was given, so two replicas
+//! would decide one conversion at once. Its window is fixed at the prefetch and it is never
+//! cancelled (see [`Subscription::fixed`]).
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
@@ -37,6 +42,8 @@ pub(super) struct Subscription {
     window: u16,
     /// This daemon cancelled the consumer: its end is a pause, not the broker's cancel.
     cancelling: bool,
+    /// The window is the prefetch from the start and the consumer is never cancelled.
+    fixed: bool,
 }
 
 impl Subscription {
@@ -58,12 +65,20 @@ impl Subscription {
             consumer: None,
             window: 0,
             cancelling: false,
+            fixed: false,
         }
+    }
+
+    /// A subscription that keeps its place as the single active consumer of its queue.
+    pub(super) fn fixed(mut self) -> Self {
+        self.fixed = true;
+        self
     }
 
     /// Subscribes with a window the budget has room for.
     pub(super) async fn start(&mut self, budget: &Budget) -> Result<(), IntakeError> {
         let window = match self.unit {
+            _ if self.fixed => self.prefetch,
             Some(unit) => budget.window(unit, self.prefetch),
             None => 1,
         };
@@ -113,6 +128,9 @@ impl Subscription {
     pub(super) async fn taken(&mut self, bytes: usize, budget: &Budget) -> Result<(), IntakeError> {
         let unit = next_unit(self.unit, self.floor, bytes);
         self.unit = Some(unit);
+        if self.fixed {
+            return Ok(());
+        }
         let fits = budget.window(unit, self.prefetch);
         // Worth a new subscription when the window at least doubles, or reaches the prefetch
         // (less the delivery just taken, which is held).

@@ -6,10 +6,13 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+pub mod access;
+pub mod alerts;
 pub mod deliveries;
 pub mod dispatch;
 pub mod intake;
 pub mod partitions;
+pub mod rates;
 pub mod redeliver;
 pub mod rejected;
 pub mod retention;
@@ -119,6 +122,20 @@ pub fn pool(url: &str, size: usize) -> Result<Pool> {
     build(url, size, "-c plan_cache_mode=force_custom_plan")
 }
 
+/// The statistics page's and the API's pool: statements planned for each execution's values
+/// (each filter takes its index), and no statement runs longer than [`WEB_STATEMENT_TIMEOUT`],
+/// so a CSV export whose client stops reading cannot hold a connection for ever.
+pub fn web_pool(url: &str, size: usize) -> Result<Pool> {
+    let options = format!(
+        "-c plan_cache_mode=force_custom_plan -c statement_timeout={}",
+        WEB_STATEMENT_TIMEOUT.as_millis()
+    );
+    build(url, size, &options)
+}
+
+/// The longest a statement of the web's pool may run (a whole CSV export is one statement).
+pub const WEB_STATEMENT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 /// The daemon's pool. Its statements are cached per connection and planned once (a generic
 /// plan): planning every execution cost a third of the server's CPU at 1,000 events/s. A
 /// generic plan made while the tables are empty (a fresh database) would pick sequential scans
@@ -169,7 +186,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../../migrations/0002_redeliver_replay.sql")),
     (3, include_str!("../../migrations/0003_mask_secrets.sql")),
     (4, include_str!("../../migrations/0004_url_headers_timeout.sql")),
+    (5, include_str!("../../migrations/0005_web.sql")),
+    (6, include_str!("../../migrations/0006_web_sessions.sql")),
     (7, include_str!("../../migrations/0007_growth.sql")),
+    (8, include_str!("../../migrations/0008_scale.sql")),
 ];
 
 /// The versions [`migrate`] applies, in order.

@@ -28,6 +28,11 @@ pub struct UrlRow {
     pub headers: Vec<Header>,
     /// This URL's request timeout in ms; `None`: the global `delivery.timeout`.
     pub timeout_ms: Option<i32>,
+    /// Why the daemon disabled it automatically (`None` when it did not, or once enabled again).
+    pub disabled_reason: Option<String>,
+    /// Its rate limit, if it has one.
+    #[serde(skip)]
+    pub rate: Option<crate::url_spec::RateLimit>,
     /// The templates, parsed once when the row is read (every attempt renders from them), or
     /// why they do not parse.
     #[serde(skip)]
@@ -93,7 +98,7 @@ impl Templates {
 
 /// Every column a [`UrlRow`] is read from; a query reading URL rows selects these.
 pub(crate) const COLUMNS: &str = "id, offer_id, url, method, goal, statuses, body, content_type, \
-     follow_redirects, enabled, headers, timeout_ms";
+     follow_redirects, enabled, headers, timeout_ms, disabled_reason, rate_count, rate_unit, rate_burst";
 
 /// The stored `headers` (a JSON array of `[name, value]`) as headers; an entry of another shape
 /// (written by hand) is skipped.
@@ -141,6 +146,9 @@ impl UrlRow {
             enabled: row.get("enabled"),
             headers,
             timeout_ms: row.get("timeout_ms"),
+            // Not every query that reads URL rows selects it (the claim does not need it).
+            disabled_reason: row.try_get("disabled_reason").ok().flatten(),
+            rate: super::rates::of_row(row),
             templates,
         }
     }
@@ -296,7 +304,7 @@ pub(crate) const OFFER_LOCKS: i32 = 0x7870_626f; // "xpbo"
 
 /// Waits for the intake batches that may be logging deliveries to this URL (see
 /// [`OFFER_LOCKS`]); held until the transaction ends.
-async fn lock_offer_of(tx: &impl GenericClient, url_id: i64) -> Result<()> {
+pub(crate) async fn lock_offer_of(tx: &impl GenericClient, url_id: i64) -> Result<()> {
     tx.execute(
         "SELECT pg_advisory_xact_lock($2::int4, hashtext(offer_id))
          FROM cross_postback_urls WHERE id = $1",
@@ -313,7 +321,11 @@ pub async fn set_enabled(client: &mut deadpool_postgres::Client, id: i64, enable
     lock_offer_of(&tx, id).await?;
     let n = tx
         .execute(
-            "UPDATE cross_postback_urls SET enabled = $2, updated_at = now()
+            // Enabling clears what an automatic disabling left.
+            "UPDATE cross_postback_urls SET enabled = $2, updated_at = now(),
+                 auto_disabled = auto_disabled AND NOT $2,
+                 disabled_reason = CASE WHEN $2 THEN NULL ELSE disabled_reason END,
+                 disabled_at = CASE WHEN $2 THEN NULL ELSE disabled_at END
              WHERE id = $1 AND removed_at IS NULL",
             &[&id, &enabled],
         )
@@ -349,7 +361,7 @@ pub async fn remove(client: &mut deadpool_postgres::Client, id: i64) -> Result<u
     Ok(cancelled)
 }
 
-async fn cancel_pending(tx: &impl GenericClient, url_id: i64) -> Result<u64> {
+pub(crate) async fn cancel_pending(tx: &impl GenericClient, url_id: i64) -> Result<u64> {
     Ok(tx
         .execute(
             "UPDATE deliveries SET state = 'cancelled', updated_at = now()
@@ -394,6 +406,8 @@ mod tests {
             templates: Templates::parse(url, "POST", Some(body), &headers),
             headers,
             timeout_ms: None,
+            disabled_reason: None,
+            rate: None,
         };
         assert!(row.templates.is_ok(), "{:?}", row.templates);
         let shown = format!("{row:?}");

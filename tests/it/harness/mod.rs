@@ -12,6 +12,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use tokio_util::sync::CancellationToken;
 
 pub mod broker;
+pub mod browser;
 pub mod child;
 pub mod proxy;
 pub mod raw;
@@ -97,6 +98,7 @@ impl Env {
         cfg.amqp.dead_letter_exchange = format!("xpb-test-{id}.dlx");
         cfg.amqp.dead_letter_queue = format!("xpb-test-{id}.dead");
         cfg.http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        cfg.web.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         cfg.delivery.allow_private_networks = true;
         cfg.delivery.retry_schedule = vec![ms(100), ms(200), ms(300)];
         cfg.delivery.poll_interval = ms(50);
@@ -156,6 +158,8 @@ impl Env {
             headers: vec![],
             timeout: None,
             allow_duplicate: false,
+            rate: None,
+            burst: None,
         };
         edit(&mut add);
         let new = cross_postback::cli::validate_url(add, self.cfg.delivery.timeout.0).expect("valid URL");
@@ -280,6 +284,7 @@ impl Env {
             ),
             ("XPB_AMQP__DEAD_LETTER_QUEUE", c.amqp.dead_letter_queue.clone()),
             ("XPB_HTTP__LISTEN", c.http.listen.to_string()),
+            ("XPB_WEB__LISTEN", c.web.listen.to_string()),
             ("XPB_DELIVERY__ALLOW_PRIVATE_NETWORKS", "true".into()),
             ("XPB_DELIVERY__RETRY_SCHEDULE", schedule.join(",")),
             (
