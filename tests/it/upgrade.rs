@@ -18,6 +18,34 @@ const TABLES: [&str; 5] = [
     "rejected_messages",
 ];
 
+/// Migration 8 (automatic disabling, alerts, rate limits), which the daemon of this build reads.
+const SCALE: &str = include_str!("../../migrations/0008_scale.sql");
+
+/// What [`SCALE`] added, removed again.
+const SCALE_UNDONE: &str = "
+    DROP TABLE url_rate_slots, url_rate_buckets, alert_outbox, url_alert_state;
+    DROP INDEX attempts_url;
+    ALTER TABLE cross_postback_urls DROP COLUMN disabled_reason, DROP COLUMN disabled_at,
+        DROP COLUMN auto_disabled, DROP COLUMN rate_count, DROP COLUMN rate_unit,
+        DROP COLUMN rate_burst";
+
+/// The schema's tables, columns, constraints and indexes, to compare two states of it.
+async fn schema(pg: &tokio_postgres::Client) -> Vec<Vec<Option<String>>> {
+    rows(
+        pg,
+        "SELECT table_name::text, column_name::text, data_type::text, column_default::text, is_nullable::text
+         FROM information_schema.columns WHERE table_schema = 'public'
+         UNION ALL
+         SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid), NULL, NULL
+         FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+         UNION ALL
+         SELECT tablename::text, indexname::text, indexdef, NULL, NULL
+         FROM pg_indexes WHERE schemaname = 'public'
+         ORDER BY 1, 2, 3",
+    )
+    .await
+}
+
 async fn snapshot(pg: &tokio_postgres::Client) -> (Vec<i64>, Vec<Vec<Option<String>>>) {
     let mut counts = Vec::new();
     for table in TABLES {
@@ -47,7 +75,11 @@ async fn a_database_filled_at_the_previous_schema_migrates_with_every_row_kept()
         "the previous schema has no partitions"
     );
     // The daemon of this build runs on that schema as the previous one did: the migrations it
-    // would apply are marked done, so it writes into the previous tables.
+    // would apply are marked done, so it writes into the previous tables. It also reads what
+    // migration 8 adds (URL columns, alert and rate tables, none of them about the rows kept
+    // here), so that migration is applied for the fill and taken back before the upgrade.
+    let previous = schema(&pg).await;
+    pg.batch_execute(SCALE).await.expect("migration 8 for the fill");
     pg.execute(
         "INSERT INTO xpb_schema_migrations (version) SELECT unnest($1::int4[])",
         &[&store::migration_versions()
@@ -100,6 +132,10 @@ async fn a_database_filled_at_the_previous_schema_migrates_with_every_row_kept()
         "some were retried"
     );
 
+    pg.batch_execute(SCALE_UNDONE)
+        .await
+        .expect("migration 8 taken back");
+    assert_eq!(schema(&pg).await, previous, "the fill leaves the previous schema");
     pg.execute(
         "DELETE FROM xpb_schema_migrations WHERE version > $1",
         &[&PREVIOUS],
