@@ -45,18 +45,22 @@ pub struct Phase {
     pub latency_p99_ms: f64,
 }
 
+/// The prefix of this scenario's scratch databases (`xpb_growth_<id>`): the pipeline bench's
+/// check for its own leftovers (`xpb_bench_`) is not confused when both run at once, nor this one's.
+const GROWTH_DB: &str = "xpb_growth";
+
 pub async fn run(args: &BenchArgs, cfg: &Config, config_file: Option<&Path>) -> anyhow::Result<()> {
     let mut g = Growth::default();
     // A receiver per run: it keeps the first arrival of each latency sample.
     let receiver = Receiver::start().await?;
-    let world = World::create(cfg)
+    let world = World::create_named(cfg, GROWTH_DB)
         .await
         .context("preparing the empty bench database")?;
     let result = empty(args, &world, &receiver, config_file).await;
     world.remove().await;
     (g.empty, (g.table_bytes_per_event, g.wal_bytes_per_event)) = result.context("on an empty database")?;
     let receiver = Receiver::start().await?;
-    let world = World::create(cfg)
+    let world = World::create_named(cfg, GROWTH_DB)
         .await
         .context("preparing the loaded bench database")?;
     let result = loaded(args, &world, &receiver, config_file).await;
