@@ -102,4 +102,14 @@ BEGIN
 END
 $$;
 
+-- An attempt is recorded once. The recorder writes a batch again when the answer to its commit
+-- was lost (a cut connection) though the commit was done; the second write must then add
+-- nothing, so attempts are unique by (delivery, attempt number, sent_at), and the index leads with
+-- `delivery_id` like the one it replaces. Rows such a lost answer doubled before are the same
+-- attempt twice (same delivery, number and time to the microsecond): one of each is kept.
+DELETE FROM attempts a USING attempts b
+WHERE a.delivery_id = b.delivery_id AND a.attempt = b.attempt AND a.sent_at = b.sent_at AND a.id > b.id;
+DROP INDEX attempts_delivery;
+CREATE UNIQUE INDEX attempts_once ON attempts (delivery_id, attempt, sent_at);
+
 ANALYZE attempts;

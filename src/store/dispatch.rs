@@ -286,6 +286,9 @@ pub async fn current_url(client: &impl GenericClient, url_id: i64) -> Result<Opt
 
 /// Records attempts and updates their deliveries in one transaction. A delivery whose lease
 /// this worker no longer holds keeps its state (the attempt row is still written: it happened).
+/// Written again after a lost answer to a commit that was done, it adds nothing: an attempt
+/// already recorded (same delivery, number and `sent_at`: `attempts_once`) is skipped, and the
+/// deliveries' leases are no longer this worker's.
 /// One superseded while its attempt was in flight is never retried; it ends `delivered` when
 /// that attempt was (the receiver has the older status), and stays `superseded` otherwise.
 pub async fn record(
@@ -358,7 +361,8 @@ pub async fn record(
          SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::numeric[], $13::numeric[],
             $14::text[], $15::text[], $16::int4[], $17::int4[], $18::text[], $19::text[], $20::text[],
-            $21::int4[], $22::timestamptz[])",
+            $21::int4[], $22::timestamptz[])
+         ON CONFLICT (delivery_id, attempt, sent_at) DO NOTHING",
             insert_params,
         ),
         super::execute(

@@ -38,6 +38,7 @@ mod per_host;
 mod publishers;
 mod publishing;
 mod rate_limit;
+mod record_once;
 mod redeliver;
 mod redeliver_locks;
 mod rejected;
