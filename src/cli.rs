@@ -74,6 +74,12 @@ pub enum Command {
     Rejected(RejectedCommand),
     /// Measure this machine's broker, HTTP and database, and the pipeline end to end.
     Bench(crate::bench::BenchArgs),
+    /// Apply retention once and print, per table, what it removed.
+    Prune {
+        /// Print what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// A throwaway HTTP receiver that prints each request and answers 200.
     Receiver {
         /// Address to listen on.
@@ -205,11 +211,30 @@ pub async fn execute(command: Command, cfg: Config, config_file: Option<PathBuf>
         Command::Manpage => generate::manpage(),
         Command::Redeliver(args) => redeliver::run(args, &cfg).await,
         Command::Rejected(cmd) => rejected::run(cmd, &cfg).await,
+        Command::Prune { dry_run } => prune(&cfg, dry_run).await,
         Command::Receiver { listen } => crate::receiver::run(listen).await,
         Command::Bench(args) => crate::bench::run(args, &cfg, config_file.as_deref()).await,
         Command::Web => crate::web::run_until_signalled(cfg).await,
         Command::Tokens(cmd) => tokens::run(cmd, &cfg).await,
         Command::Links(cmd) => links::run(cmd, &cfg).await,
+    }
+}
+
+/// `prune [--dry-run]`: retention once; refused while another replica applies it.
+async fn prune(cfg: &Config, dry_run: bool) -> anyhow::Result<()> {
+    match crate::lifecycle::prune(&cfg.database.url, &cfg.retention, dry_run)
+        .await
+        .context("applying retention")?
+    {
+        crate::lifecycle::Outcome::Done(removed) => {
+            print!("{}", crate::lifecycle::report(&removed, dry_run));
+            Ok(())
+        }
+        crate::lifecycle::Outcome::Busy => {
+            anyhow::bail!(
+                "retention is being applied by another process (a daemon replica or prune); try again later"
+            )
+        }
     }
 }
 

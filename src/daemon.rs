@@ -302,6 +302,10 @@ fn spawn_tasks(
         stop.clone(),
     );
     sup.spawn("alerts", alerts);
+    sup.spawn(
+        "data lifecycle",
+        crate::lifecycle::run((*cfg).clone(), stop.clone()),
+    );
 }
 
 /// Connects once and declares the topology; a clash with an existing declaration is fatal.

@@ -31,6 +31,7 @@
 //! - [`web`]       the statistics page, partner links and the HTTP API (`/api/v1`)
 //! - [`telemetry`] logging setup; caps the libraries that log secrets when verbose
 //! - [`daemon`]    wires intake, dispatch and ops together until shutdown
+//! - [`lifecycle`] partitions of `attempts` made ahead; retention, in the daemon and `prune`
 //! - [`urls_service`] add, edit, list, disable, enable, remove and test URLs: the one service
 //!   the CLI and the HTTP API call
 //! - [`cli`]       subcommands → library calls
@@ -94,3 +95,4 @@ pub async fn run_until_signalled(cfg: config::Config) -> anyhow::Result<()> {
     daemon.wait().await
 }
 pub mod bench;
+pub mod lifecycle;

@@ -6,6 +6,8 @@
 
 use deadpool_postgres::GenericClient;
 
+use crate::store::{StoreError, partitions};
+
 /// Deliveries written per statement.
 const BATCH: i64 = 20_000;
 
@@ -27,7 +29,7 @@ pub struct Filled {
 const ATTEMPTS_PER_100_DELIVERIES: i64 = 125;
 
 /// One batch: `$1..=$2` the numbers, `$3` the URL ids (one per offer), `$4` affiliates, `$5`
-/// the run's tag (conversion ids are unique per run), `$6` days.
+/// the run's tag (conversion ids are unique per run), `$6` days, `$7` the deliveries in all.
 const FILL: &str = "
 WITH g AS (
     SELECT i, i % 100 AS r,
@@ -35,7 +37,8 @@ WITH g AS (
            (900000 + i % cardinality($3::bigint[]))::text AS offer_id,
            (1 + (i * 7919) % $4)::text AS affiliate_id,
            $5 || '-' || i AS conversion_id,
-           now() - random() * $6::float8 * interval '1 day' AS at
+           -- In id order, as the daemon writes them (retention walks ids oldest first).
+           now() - $6::float8 * interval '1 day' * (1 - (i + random()) / $7::float8) AS at
     FROM generate_series($1::bigint, $2::bigint) AS i
 ), conv AS (
     INSERT INTO conversions (conversion_id, offer_id, affiliate_id, status, last_announced, history,
@@ -100,8 +103,12 @@ pub async fn fill_attempts(
     days: f64,
     affiliates: i64,
     offers: i64,
-) -> Result<Filled, tokio_postgres::Error> {
+) -> Result<Filled, StoreError> {
     let url_ids = history_urls(client, offers.max(1)).await?;
+    // A partition for every day the attempts may fall on (a day more for the retries' delay).
+    let today = chrono::Utc::now().date_naive();
+    let first = today - chrono::Duration::days(days.max(0.0).ceil() as i64 + 1);
+    partitions::ensure_range(client, first, today + chrono::Duration::days(1)).await?;
     let per_100 = ATTEMPTS_PER_100_DELIVERIES;
     let deliveries = (n.max(0) * 100 + per_100 - 1) / per_100;
     // Whole hundreds, so the mix holds exactly.
@@ -115,7 +122,15 @@ pub async fn fill_attempts(
         let written = client
             .execute(
                 &statement,
-                &[&from, &to, &url_ids, &affiliates.max(1), &tag, &days.max(0.0)],
+                &[
+                    &from,
+                    &to,
+                    &url_ids,
+                    &affiliates.max(1),
+                    &tag,
+                    &days.max(0.0),
+                    &(deliveries as f64),
+                ],
             )
             .await?;
         filled.attempts += i64::try_from(written).unwrap_or(i64::MAX);
@@ -186,11 +201,7 @@ FROM d";
 
 /// Writes `n` pending deliveries to URL `url_id`, each with one failed attempt and due now (its
 /// retry fell due within the last hour), with their conversions. Returns how many.
-pub async fn fill_backlog(
-    client: &impl GenericClient,
-    n: i64,
-    url_id: i64,
-) -> Result<i64, tokio_postgres::Error> {
+pub async fn fill_backlog(client: &impl GenericClient, n: i64, url_id: i64) -> Result<i64, StoreError> {
     let tag = run_tag("b");
     let statement = client.prepare(BACKLOG).await?;
     let mut from = 0;

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::config::{Config, QueueType};
 
 mod daemon;
+mod growth;
 pub mod history;
 mod parts;
 mod report;
@@ -29,6 +30,8 @@ pub enum Scenario {
     Pipeline,
     /// The statistics table and its CSV export over generated history.
     Stats,
+    /// End to end and latency on an empty and on a loaded database; claim time; bytes per event.
+    Growth,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -56,6 +59,12 @@ pub struct BenchArgs {
     pub json: bool,
     #[command(flatten)]
     pub stats: stats::StatsArgs,
+    /// Growth: attempts of history written before the loaded run (over 90 days).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub history: i64,
+    /// Growth: due deliveries to a dead host written before the loaded run.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub backlog: i64,
 }
 
 /// Everything one run measured.
@@ -107,9 +116,16 @@ pub async fn run(args: BenchArgs, cfg: &Config, config_file: Option<&Path>) -> a
         "--rate and --seconds must be at least 1"
     );
     anyhow::ensure!(args.urls_per_offer > 0, "--urls-per-offer must be at least 1");
+    anyhow::ensure!(
+        args.history >= 0 && args.backlog >= 0,
+        "--history and --backlog must be 0 or more"
+    );
     let mut cfg = cfg.clone();
     if let Some(q) = args.queue_type {
         cfg.amqp.queue_type = q;
+    }
+    if args.scenario == Scenario::Growth {
+        return growth::run(&args, &cfg, config_file).await;
     }
     let world = World::create(&cfg)
         .await

@@ -75,27 +75,12 @@ pub struct AttemptRecord {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-/// The claim, in two steps: pick candidates (due, not leased, nothing else in flight for the
-/// same conversion and URL, at most `$4` per URL so one slow receiver cannot take every slot),
-/// then lock them with SKIP LOCKED, re-check, and lease them.
+/// The claim, in two steps: pick candidates, then lock them with SKIP LOCKED, re-check, and
+/// lease them. `{cand}` picks (id, next_attempt_at) rows; `{filter}` narrows the deliveries.
+///
+/// The second step and the lease are the same for both forms of the claim.
 const CLAIM: &str = "
-    WITH cand AS (
-        SELECT id, next_attempt_at FROM (
-            SELECT d.id, d.next_attempt_at,
-                   row_number() OVER (PARTITION BY d.url_id ORDER BY d.next_attempt_at) AS per_url
-            FROM deliveries d
-            WHERE d.state = 'pending' AND d.next_attempt_at <= now()
-              AND (d.lease_until IS NULL OR d.lease_until < now())
-              AND NOT EXISTS (
-                  SELECT 1 FROM deliveries s
-                  WHERE s.conversion_id = d.conversion_id AND s.url_id = d.url_id
-                    AND s.id <> d.id AND s.lease_until > now())
-              {filter}
-        ) ranked
-        WHERE per_url <= $4
-        ORDER BY next_attempt_at
-        LIMIT $3
-    ), c AS (
+    WITH cand AS ({cand}), c AS (
         SELECT d.id FROM deliveries d JOIN cand ON cand.id = d.id
         WHERE d.state = 'pending' AND (d.lease_until IS NULL OR d.lease_until < now())
         FOR UPDATE OF d SKIP LOCKED
@@ -108,20 +93,49 @@ const CLAIM: &str = "
               u.id, u.offer_id, u.url, u.method, u.goal, u.statuses, u.body, u.content_type,
               u.follow_redirects, u.enabled, u.headers, u.timeout_ms";
 
-/// [`CLAIM`] for due deliveries: `$5` URLs to skip, `$6` deliveries to skip.
-static CLAIM_DUE: LazyLock<String> = LazyLock::new(|| {
-    CLAIM.replace(
-        "{filter}",
-        "AND NOT (d.url_id = ANY($5::bigint[])) AND NOT (d.id = ANY($6::bigint[]))",
-    )
+/// A due delivery that may be claimed: not leased, and no other delivery of its conversion and
+/// URL under a live lease (one attempt in flight per pair, across replicas).
+const CLAIMABLE: &str = "d.state = 'pending' AND d.next_attempt_at <= now()
+    AND (d.lease_until IS NULL OR d.lease_until < now())
+    AND NOT EXISTS (
+        SELECT 1 FROM deliveries s
+        WHERE s.conversion_id = d.conversion_id AND s.url_id = d.url_id
+          AND s.id <> d.id AND s.lease_until > now())";
+
+/// Candidates for due deliveries: for each enabled URL (none of `$5`, whose hosts are busy), its
+/// oldest claimable deliveries, at most `$4` (one slow receiver cannot take every slot), read
+/// from `deliveries_pending_by_url` (url_id, next_attempt_at) and stopping at the limit; then the
+/// oldest `$3` of those. So a poll reads about as many rows as it may claim, plus one index probe
+/// per URL and the rows it skips (leased ones, held ones `$6`), whatever the backlog behind them.
+pub static CLAIM_DUE: LazyLock<String> = LazyLock::new(|| {
+    let cand = format!(
+        "SELECT x.id, x.next_attempt_at
+        FROM cross_postback_urls u
+        CROSS JOIN LATERAL (
+            SELECT d.id, d.next_attempt_at FROM deliveries d
+            WHERE d.url_id = u.id AND {CLAIMABLE} AND NOT (d.id = ANY($6::bigint[]))
+            ORDER BY d.next_attempt_at
+            LIMIT $4
+        ) x
+        WHERE u.enabled AND u.removed_at IS NULL AND NOT (u.id = ANY($5::bigint[]))
+        ORDER BY x.next_attempt_at
+        LIMIT $3"
+    );
+    CLAIM.replace("{cand}", &cand)
 });
 
-/// [`CLAIM`] for the next delivery of given (conversion, URL) pairs: `$5`, `$6`.
+/// Candidates for the next delivery of given (conversion, URL) pairs `$5`, `$6`: at most one
+/// pending each (`deliveries_one_pending`), so `$3` and `$4` bound nothing more than the pairs.
 static CLAIM_PAIRS: LazyLock<String> = LazyLock::new(|| {
-    CLAIM.replace(
-        "{filter}",
-        "AND (d.conversion_id, d.url_id) IN (SELECT * FROM unnest($5::text[], $6::bigint[]))",
-    )
+    let cand = format!(
+        "SELECT d.id, d.next_attempt_at
+        FROM unnest($5::text[], $6::bigint[]) AS p(conversion_id, url_id)
+        JOIN deliveries d ON d.conversion_id = p.conversion_id AND d.url_id = p.url_id
+        WHERE {CLAIMABLE} AND $4::int8 > 0
+        ORDER BY d.next_attempt_at
+        LIMIT $3"
+    );
+    CLAIM.replace("{cand}", &cand)
 });
 
 /// What a claim leased: jobs ready to run, and deliveries whose stored event no longer
@@ -272,6 +286,9 @@ pub async fn current_url(client: &impl GenericClient, url_id: i64) -> Result<Opt
 
 /// Records attempts and updates their deliveries in one transaction. A delivery whose lease
 /// this worker no longer holds keeps its state (the attempt row is still written: it happened).
+/// Written again after a lost answer to a commit that was done, it adds nothing: an attempt
+/// already recorded (same delivery, number and `sent_at`: `attempts_once`) is skipped, and the
+/// deliveries' leases are no longer this worker's.
 /// One superseded while its attempt was in flight is never retried; it ends `delivered` when
 /// that attempt was (the receiver has the older status), and stays `superseded` otherwise.
 pub async fn record(
@@ -344,7 +361,8 @@ pub async fn record(
          SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::numeric[], $13::numeric[],
             $14::text[], $15::text[], $16::int4[], $17::int4[], $18::text[], $19::text[], $20::text[],
-            $21::int4[], $22::timestamptz[])",
+            $21::int4[], $22::timestamptz[])
+         ON CONFLICT (delivery_id, attempt, sent_at) DO NOTHING",
             insert_params,
         ),
         super::execute(
@@ -377,15 +395,33 @@ pub async fn release(client: &impl GenericClient, owner: Uuid, ids: &[i64]) -> R
     .await
 }
 
-/// Pending deliveries due now, and when the next one not yet due will be (for the poller's
-/// sleep; the ones already due wait for a slot or for a delivery in flight, which wake it).
+/// The most due deliveries [`due_summary`] counts: beyond it the count reads this (the metric
+/// then says "at least"), so the count costs at most this many index entries whatever the backlog.
+pub const DUE_COUNT_CAP: i64 = 10_000;
+
+/// Pending deliveries due now (counted up to [`DUE_COUNT_CAP`]), and when the next one not yet
+/// due will be (for the poller's sleep; the ones already due wait for a slot or for a delivery
+/// in flight, which wake it). Both read `deliveries_pending_by_url` per enabled URL: the count
+/// stops at the cap, the next time is one index probe per URL.
 pub async fn due_summary(client: &impl GenericClient) -> Result<(i64, Option<DateTime<Utc>>)> {
     let rows = super::query(
         client,
-        "SELECT count(*) FILTER (WHERE next_attempt_at <= now()),
-                min(next_attempt_at) FILTER (WHERE next_attempt_at > now())
-         FROM deliveries WHERE state = 'pending'",
-        &[],
+        "SELECT
+            (SELECT count(*) FROM (
+                SELECT 1 FROM cross_postback_urls u
+                CROSS JOIN LATERAL (
+                    SELECT 1 FROM deliveries d
+                    WHERE d.url_id = u.id AND d.state = 'pending' AND d.next_attempt_at <= now()
+                    LIMIT $1) x
+                WHERE u.enabled AND u.removed_at IS NULL
+                LIMIT $1) due),
+            (SELECT min(n.next_attempt_at) FROM cross_postback_urls u
+             CROSS JOIN LATERAL (
+                SELECT d.next_attempt_at FROM deliveries d
+                WHERE d.url_id = u.id AND d.state = 'pending' AND d.next_attempt_at > now()
+                ORDER BY d.next_attempt_at LIMIT 1) n
+             WHERE u.enabled AND u.removed_at IS NULL)",
+        &[&DUE_COUNT_CAP],
     )
     .await?;
     Ok(rows.first().map_or((0, None), |row| (row.get(0), row.get(1))))

@@ -30,6 +30,8 @@ async fn attempts(
         .expect("delivery");
     let delivery: i64 = row.get(0);
     let (from, to) = span;
+    let at = now.to_rfc3339();
+    attempts_partitions(pg, &at, from.max(to) as f64).await;
     pg.execute(
         "INSERT INTO attempts (delivery_id, url_id, url, method, conversion_id, affiliate_id,
                                offer_id, status, attempt, http_code, error_code, duration_ms, sent_at)

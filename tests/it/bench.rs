@@ -79,3 +79,56 @@ async fn bench_runs_every_phase_and_cleans_up() {
         "the run's database {database} is removed"
     );
 }
+
+/// The growth scenario at a small size: both runs, the exact top-level keys, the databases
+/// removed afterwards.
+#[tokio::test]
+async fn bench_growth_reports_its_keys_and_cleans_up() {
+    let env = Env::new().await;
+    let pg = env.pg().await;
+    // This scenario's own prefix: the pipeline bench may run meanwhile with its `xpb_bench_`.
+    let leftover = "SELECT count(*) FROM pg_database WHERE datname LIKE 'xpb_growth_%'";
+    let before = count(&pg, leftover).await;
+    let mut cmd = tokio::process::Command::from(env.command());
+    cmd.args([
+        "bench",
+        "--scenario",
+        "growth",
+        "--events",
+        "200",
+        "--rate",
+        "50",
+        "--seconds",
+        "1",
+        "--history",
+        "2000",
+        "--backlog",
+        "500",
+        "--json",
+    ])
+    .kill_on_drop(true);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(240), cmd.output())
+        .await
+        .expect("the growth bench finishes within 4 minutes")
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON results");
+    for key in [
+        "throughput_ratio",
+        "p99_ratio",
+        "claim_ms_p99",
+        "table_bytes_per_event",
+        "wal_bytes_per_event",
+    ] {
+        let v = r[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {r}"));
+        assert!(v > 0.0 && v.is_finite(), "{key} = {v}");
+    }
+    assert_eq!(r["history_attempts"], 2000);
+    assert_eq!(r["backlog"], 500);
+    assert_eq!(
+        count(&pg, leftover).await,
+        before,
+        "the bench databases are removed"
+    );
+}

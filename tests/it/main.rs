@@ -4,6 +4,7 @@
 mod harness;
 
 mod auto_disable;
+mod backlog;
 mod bench;
 mod bench_quiet;
 mod bench_stats;
@@ -38,10 +39,12 @@ mod per_host;
 mod publishers;
 mod publishing;
 mod rate_limit;
+mod record_once;
 mod redeliver;
 mod redeliver_locks;
 mod rejected;
 mod replicas;
+mod retention;
 mod retries;
 mod routing_key_log;
 mod stale;
@@ -50,6 +53,7 @@ mod startup_errors;
 mod superseded_in_flight;
 mod supervision;
 mod unsendable;
+mod upgrade;
 mod url_service;
 mod url_service_api;
 mod walkthrough;

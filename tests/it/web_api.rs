@@ -82,6 +82,7 @@ impl Web {
 /// answer (`timeout`) by `i%3`, a secret in the URL and the error, a formula in the comment.
 /// Returns the delivery's id.
 pub async fn seed(pg: &tokio_postgres::Client, url_id: i64, conversion: &str, n: i64, newest: &str) -> i64 {
+    attempts_partitions(pg, newest, n as f64).await;
     let row = pg
         .query_one(
             "WITH d AS (INSERT INTO deliveries (conversion_id, url_id, status, event, state, attempts)

@@ -11,7 +11,7 @@ use cross_postback::store::access;
 use cross_postback::web;
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::Env;
+use crate::harness::{Env, attempts_partitions};
 
 pub const SECRET: &str = "SECRETTOKEN42";
 pub const REVENUE: &str = "777.77";
@@ -114,6 +114,7 @@ impl Site {
         ago_s: i64,
     ) -> i64 {
         let pg = self.env.pg().await;
+        attempts_partitions(&pg, "now", ago_s as f64).await;
         let state = if code == Some(200) { "delivered" } else { "failed" };
         let id: i64 = pg
             .query_one(

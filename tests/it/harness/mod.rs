@@ -472,6 +472,23 @@ pub async fn wait_count(pg: &tokio_postgres::Client, sql: &str, want: i64) {
     .await;
 }
 
+/// Makes the partitions of `attempts` for every UTC day between `at` (text Postgres reads as a
+/// timestamptz, `now` included) and `span_s` seconds before it (after it when negative). The
+/// daemon makes only yesterday's to a week ahead, and there is no default partition, so a test
+/// that writes attempts at fixed past times makes their days first.
+pub async fn attempts_partitions(pg: &tokio_postgres::Client, at: &str, span_s: f64) {
+    pg.execute(
+        "WITH t AS (SELECT $1::text::timestamptz AS a,
+                           $1::text::timestamptz - $2::float8 * interval '1 second' AS b)
+         SELECT xpb_attempts_partition(d::date)
+         FROM t, generate_series((least(a, b) AT TIME ZONE 'UTC')::date,
+                                 (greatest(a, b) AT TIME ZONE 'UTC')::date, interval '1 day') d",
+        &[&at, &span_s],
+    )
+    .await
+    .expect("attempts' partitions");
+}
+
 /// One number from a query.
 pub async fn count(pg: &tokio_postgres::Client, sql: &str) -> i64 {
     rows(pg, sql)

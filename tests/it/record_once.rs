@@ -1,0 +1,68 @@
+//! An attempt is recorded once: the recorder writes a batch again when the answer to its commit
+//! was lost though the commit was done (a cut connection), and that second write adds nothing.
+
+use std::sync::Arc;
+
+use cross_postback::event;
+use cross_postback::store::dispatch::{self, AttemptRecord, DeliveryState, Method};
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn a_batch_recorded_twice_leaves_one_attempt_each() {
+    let env = Env::new().await;
+    let url_id = env.add_url("1", "http://127.0.0.1:9/pb?c={conversion_id}").await;
+    let pg = env.pg().await;
+    let owner = uuid::Uuid::new_v4();
+    let delivery_id: i64 = pg
+        .query_one(
+            "INSERT INTO deliveries (conversion_id, url_id, status, event, lease_owner, lease_until)
+             VALUES ('c1', $1, 'approved', '{}', $2, now() + interval '1 minute') RETURNING id",
+            &[&url_id, &owner],
+        )
+        .await
+        .expect("a leased delivery")
+        .get(0);
+    let event = event::parse(ev("c1", "approved", 0, serde_json::json!({})).as_bytes()).expect("an event");
+    let record = AttemptRecord {
+        delivery_id,
+        url_id,
+        url: "http://127.0.0.1:9/pb?c=c1".into(),
+        method: Method::Get,
+        event: Arc::new(event),
+        attempt: 1,
+        http_code: Some(200),
+        error_code: None,
+        error: None,
+        response_excerpt: None,
+        duration_ms: 4,
+        sent_at: chrono::Utc::now(),
+        state: DeliveryState::Delivered,
+        next_attempt_at: None,
+    };
+    let mut client = env.pool().get().await.expect("a pooled connection");
+    for _ in 0..2 {
+        dispatch::record(&mut client, owner, std::slice::from_ref(&record))
+            .await
+            .expect("recorded");
+    }
+    assert_eq!(count(&pg, "SELECT count(*) FROM attempts").await, 1);
+    assert_eq!(
+        rows(
+            &pg,
+            "SELECT state, attempts::text, lease_owner::text FROM deliveries"
+        )
+        .await,
+        vec![vec![s("delivered"), s("1"), None]]
+    );
+    // Another attempt of the same delivery is a new row.
+    let next = AttemptRecord {
+        attempt: 2,
+        sent_at: chrono::Utc::now(),
+        ..record
+    };
+    dispatch::record(&mut client, owner, &[next])
+        .await
+        .expect("recorded");
+    assert_eq!(count(&pg, "SELECT count(*) FROM attempts").await, 2);
+}
