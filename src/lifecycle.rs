@@ -66,7 +66,7 @@ async fn apply(client: &tokio_postgres::Client, r: &Retention, dry_run: bool) ->
         done.push(retention::rejected(client, at, dry_run).await?);
     }
     if let Some(at) = cutoff(now, LINKS_KEPT) {
-        done.extend(retention::share_links(client, at, dry_run).await?);
+        done.push(retention::share_links(client, at, dry_run).await?);
     }
     Ok(done)
 }

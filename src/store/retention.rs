@@ -154,79 +154,62 @@ pub async fn rejected(client: &Client, cutoff: DateTime<Utc>, dry_run: bool) -> 
     REJECTED.run(client, cutoff, dry_run).await
 }
 
+/// A table trimmed by a condition on the cutoff (`$1`), a batch of `$2` rows a statement.
+struct Trim {
+    table: &'static str,
+    /// The rows past the cutoff, counted for a dry run.
+    count: &'static str,
+    /// Removes one batch of them, skipping locked rows.
+    delete: &'static str,
+}
+
 /// Conversions unchanged since the cutoff, oldest first by `conversions_modified`. A conversion
 /// removed is new again: its next event is decided as a first one.
-pub async fn conversions(client: &Client, cutoff: DateTime<Utc>, dry_run: bool) -> Result<Removed> {
-    let mut removed = Removed {
-        table: "conversions",
-        ..Removed::default()
-    };
-    if dry_run {
-        let row = client
-            .query_one(
-                "SELECT count(*) FROM conversions WHERE modified_at < $1",
-                &[&cutoff],
-            )
-            .await?;
-        removed.rows = row.get(0);
-        return Ok(removed);
-    }
-    let statement = client
-        .prepare(
-            "DELETE FROM conversions t USING (
+const CONVERSIONS: Trim = Trim {
+    table: "conversions",
+    count: "SELECT count(*) FROM conversions WHERE modified_at < $1",
+    delete: "DELETE FROM conversions t USING (
                  SELECT conversion_id FROM conversions WHERE modified_at < $1
                  ORDER BY modified_at LIMIT $2 FOR UPDATE SKIP LOCKED) v
              WHERE t.conversion_id = v.conversion_id",
-        )
-        .await?;
-    loop {
-        let gone = client.execute(&statement, &[&cutoff, &BATCH]).await?;
-        removed.rows += i64::try_from(gone).unwrap_or(i64::MAX);
-        if gone < BATCH as u64 {
+};
+
+/// Partner links expired or revoked before the cutoff.
+const SHARE_LINKS: Trim = Trim {
+    table: "share_links",
+    count: "SELECT count(*) FROM share_links WHERE expires_at < $1 OR revoked_at < $1",
+    delete: "DELETE FROM share_links WHERE id IN (
+                 SELECT id FROM share_links WHERE expires_at < $1 OR revoked_at < $1
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+};
+
+impl Trim {
+    async fn run(&self, client: &Client, cutoff: DateTime<Utc>, dry_run: bool) -> Result<Removed> {
+        let mut removed = Removed {
+            table: self.table,
+            ..Removed::default()
+        };
+        if dry_run {
+            removed.rows = client.query_one(self.count, &[&cutoff]).await?.get(0);
             return Ok(removed);
+        }
+        let statement = client.prepare(self.delete).await?;
+        loop {
+            let gone = client.execute(&statement, &[&cutoff, &BATCH]).await?;
+            removed.rows += i64::try_from(gone).unwrap_or(i64::MAX);
+            if gone < BATCH as u64 {
+                return Ok(removed);
+            }
         }
     }
 }
 
-/// Partner links expired or revoked before the cutoff, when the table exists (the page's
-/// migration makes it) with those columns.
-pub async fn share_links(client: &Client, cutoff: DateTime<Utc>, dry_run: bool) -> Result<Option<Removed>> {
-    let columns: Vec<String> = client
-        .query(
-            "SELECT column_name::text FROM information_schema.columns
-             WHERE to_regclass('share_links') IS NOT NULL AND table_schema = current_schema()
-               AND table_name = 'share_links' AND column_name IN ('expires_at', 'revoked_at')",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if columns.is_empty() {
-        return Ok(None);
-    }
-    let ended: Vec<String> = columns.iter().map(|c| format!("{c} < $1")).collect();
-    let ended = ended.join(" OR ");
-    let mut removed = Removed {
-        table: "share_links",
-        ..Removed::default()
-    };
-    if dry_run {
-        let sql = format!("SELECT count(*) FROM share_links WHERE {ended}");
-        removed.rows = client.query_one(&sql, &[&cutoff]).await?.get(0);
-        return Ok(Some(removed));
-    }
-    let sql = format!(
-        "DELETE FROM share_links WHERE ctid IN (
-             SELECT ctid FROM share_links WHERE {ended} LIMIT $2 FOR UPDATE SKIP LOCKED)"
-    );
-    loop {
-        let gone = client.execute(&sql, &[&cutoff, &BATCH]).await?;
-        removed.rows += i64::try_from(gone).unwrap_or(i64::MAX);
-        if gone < BATCH as u64 {
-            return Ok(Some(removed));
-        }
-    }
+pub async fn conversions(client: &Client, cutoff: DateTime<Utc>, dry_run: bool) -> Result<Removed> {
+    CONVERSIONS.run(client, cutoff, dry_run).await
+}
+
+pub async fn share_links(client: &Client, cutoff: DateTime<Utc>, dry_run: bool) -> Result<Removed> {
+    SHARE_LINKS.run(client, cutoff, dry_run).await
 }
 
 #[cfg(test)]

@@ -14,10 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::Response;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -102,15 +98,4 @@ pub async fn run_until_signalled(cfg: Config) -> anyhow::Result<()> {
     pool.close();
     tracing::info!("stopped");
     result
-}
-
-/// Headers of every partner response: not cached, not sent on as a referrer, not indexed.
-/// A middleware: `router.layer(axum::middleware::from_fn(web::private_headers))`.
-pub async fn private_headers(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert("x-robots-tag", HeaderValue::from_static("noindex"));
-    res
 }
