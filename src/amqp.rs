@@ -6,7 +6,9 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
 mod topology;
 
-pub use topology::{Names, declare_exchange, declare_topology, unbind_other_mode};
+pub use topology::{
+    Names, declare_exchange, declare_topology, declared_names, delete_all, unbind_other_mode,
+};
 
 /// Errors of the broker. A variant's text names what failed; its cause is its source, left out
 /// of the text (print the whole with [`crate::report::one_line`]).

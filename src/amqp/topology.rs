@@ -47,6 +47,46 @@ impl Names {
     }
 }
 
+/// Every queue and exchange `cfg` declares in either mode, ordered mode's shards counted up to
+/// `shards` (at least `cfg.shards`): (queues, exchanges).
+pub fn declared_names(cfg: &Amqp, shards: usize) -> (Vec<String>, Vec<String>) {
+    let names = Names::of(&Amqp {
+        shards: shards.max(cfg.shards),
+        ..cfg.clone()
+    });
+    let mut queues = vec![
+        cfg.queue.clone(),
+        cfg.dead_letter_queue.clone(),
+        names.unordered.clone(),
+    ];
+    queues.extend(names.shards);
+    let exchanges = vec![
+        cfg.exchange.clone(),
+        cfg.dead_letter_exchange.clone(),
+        names.switch,
+        names.hash,
+        names.unordered,
+    ];
+    (queues, exchanges)
+}
+
+/// Deletes `queues` and `exchanges`, each on a channel of its own (a refused delete closes its
+/// channel); best effort, for tests and benches that clean up after themselves.
+pub async fn delete_all(conn: &lapin::Connection, queues: &[String], exchanges: &[String]) {
+    for q in queues {
+        if let Ok(ch) = conn.create_channel().await {
+            let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+            let _ = ch.close(200, "deleted".into()).await;
+        }
+    }
+    for x in exchanges {
+        if let Ok(ch) = conn.create_channel().await {
+            let _ = ch.exchange_delete(x.as_str().into(), Default::default()).await;
+            let _ = ch.close(200, "deleted".into()).await;
+        }
+    }
+}
+
 /// Declares the exchanges, the dead-letter queue and the inputs of `cfg.mode`, and binds them
 /// (see [`unbind_other_mode`] for the switch). Returns the queues to consume. A clash with an existing
 /// declaration is an error that names what clashed.

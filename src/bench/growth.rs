@@ -3,6 +3,7 @@
 //! host, both generated in SQL; the poller's claim timed on the loaded one; and the bytes of
 //! tables, indexes and WAL each event delivered at its first attempt cost on the empty one.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,9 @@ pub struct Growth {
     pub claim_ms_p99: f64,
     pub table_bytes_per_event: f64,
     pub wal_bytes_per_event: f64,
+    /// `table_bytes_per_event` by table (each with its indexes and TOAST; `attempts` with its
+    /// partitions).
+    pub table_bytes_by_table: BTreeMap<String, f64>,
     pub empty: Phase,
     pub loaded: Phase,
     pub history_attempts: i64,
@@ -58,7 +62,8 @@ pub async fn run(args: &BenchArgs, cfg: &Config, config_file: Option<&Path>) -> 
         .context("preparing the empty bench database")?;
     let result = empty(args, &world, &receiver, config_file).await;
     world.remove().await;
-    (g.empty, (g.table_bytes_per_event, g.wal_bytes_per_event)) = result.context("on an empty database")?;
+    (g.empty, (g.table_bytes_by_table, g.wal_bytes_per_event)) = result.context("on an empty database")?;
+    g.table_bytes_per_event = g.table_bytes_by_table.values().sum();
     let receiver = Receiver::start().await?;
     let world = World::create_named(cfg, GROWTH_DB)
         .await
@@ -84,16 +89,19 @@ async fn empty(
     world: &World,
     receiver: &Receiver,
     config_file: Option<&Path>,
-) -> anyhow::Result<(Phase, (f64, f64))> {
-    let before = sizes(world).await?;
+) -> anyhow::Result<(Phase, (BTreeMap<String, f64>, f64))> {
+    let (tables_before, wal_before) = sizes(world).await?;
     let phase = phases(args, world, receiver, config_file).await?;
-    let after = sizes(world).await?;
+    let (tables_after, wal_after) = sizes(world).await?;
     let events = (args.events + args.rate * args.seconds) as f64;
-    let per_event = (
-        (after.0 - before.0) as f64 / events,
-        (after.1 - before.1) as f64 / events,
-    );
-    Ok((phase, per_event))
+    let by_table = tables_after
+        .into_iter()
+        .map(|(table, after)| {
+            let before = tables_before.get(&table).copied().unwrap_or(0);
+            (table, (after - before) as f64 / events)
+        })
+        .collect();
+    Ok((phase, (by_table, (wal_after - wal_before) as f64 / events)))
 }
 
 async fn loaded(
@@ -130,19 +138,25 @@ async fn phases(
     })
 }
 
-/// (bytes of the tables with their indexes and TOAST, WAL position in bytes).
-async fn sizes(world: &World) -> anyhow::Result<(i64, i64)> {
+/// (bytes of each table with its indexes and TOAST, `attempts` with its partitions; the WAL
+/// position in bytes).
+async fn sizes(world: &World) -> anyhow::Result<(BTreeMap<String, i64>, i64)> {
     let pool = store::pool(&world.cfg.database.url, 1)?;
     let client = pool.get().await?;
-    let row = client
-        .query_one(
-            "SELECT (SELECT sum(pg_total_relation_size(c.oid))::int8 FROM pg_class c
-                     WHERE c.relkind = 'r' AND (c.relname = ANY($1) OR c.relname ~ '^attempts_[0-9]{8}$')),
-                    pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8",
+    let rows = client
+        .query(
+            "SELECT CASE WHEN c.relname ~ '^attempts_[0-9]{8}$' THEN 'attempts' ELSE c.relname END,
+                    sum(pg_total_relation_size(c.oid))::int8
+             FROM pg_class c
+             WHERE c.relkind = 'r' AND (c.relname = ANY($1) OR c.relname ~ '^attempts_[0-9]{8}$')
+             GROUP BY 1",
             &[&TABLES.as_slice()],
         )
         .await?;
-    Ok((row.get(0), row.get(1)))
+    let wal = client
+        .query_one("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8", &[])
+        .await?;
+    Ok((rows.iter().map(|r| (r.get(0), r.get(1))).collect(), wal.get(0)))
 }
 
 /// History and the dead host's backlog; returns (attempts, backlog) written.
@@ -221,6 +235,9 @@ fn table(g: &Growth) -> String {
         "{:<38}{:>34.0}\n",
         "tables + indexes per event (bytes)", g.table_bytes_per_event
     ));
+    for (table, bytes) in &g.table_bytes_by_table {
+        out.push_str(&format!("{:<38}{:>34.0}\n", format!("  {table}"), bytes));
+    }
     out.push_str(&format!(
         "{:<38}{:>34.0}\n",
         "WAL per event (bytes)", g.wal_bytes_per_event

@@ -1,7 +1,5 @@
 //! A bench run's own database and queue names on the configured servers, removed afterwards.
 
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-
 use crate::amqp;
 use crate::config::Config;
 use crate::store;
@@ -67,21 +65,10 @@ impl World {
         let cfg = &self.cfg.amqp;
         match amqp::connect(&cfg.url, "cross-postback bench cleanup").await {
             Ok(conn) => {
-                let ch = conn.create_channel().await.ok();
-                if let Some(ch) = &ch {
-                    for q in [&cfg.queue, &cfg.dead_letter_queue, &self.broker_queue] {
-                        let _ = ch
-                            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                            .await;
-                    }
-                    for x in [&cfg.exchange, &cfg.dead_letter_exchange] {
-                        let _ = ch
-                            .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
-                            .await;
-                    }
-                }
-                let channels: Vec<&lapin::Channel> = ch.iter().collect();
-                amqp::close(&conn, &channels).await;
+                let (mut queues, exchanges) = amqp::declared_names(cfg, cfg.shards);
+                queues.push(self.broker_queue.clone());
+                amqp::delete_all(&conn, &queues, &exchanges).await;
+                amqp::close(&conn, &[]).await;
             }
             Err(e) => eprintln!(
                 "bench: could not remove the queues: {}",

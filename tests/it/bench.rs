@@ -124,6 +124,12 @@ async fn bench_growth_reports_its_keys_and_cleans_up() {
         let v = r[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {r}"));
         assert!(v > 0.0 && v.is_finite(), "{key} = {v}");
     }
+    let by_table = r["table_bytes_by_table"].as_object().expect("bytes by table");
+    let tables: Vec<&str> = by_table.keys().map(String::as_str).collect();
+    assert_eq!(tables, ["attempts", "conversions", "deliveries"]);
+    let sum: f64 = by_table.values().filter_map(serde_json::Value::as_f64).sum();
+    let total = r["table_bytes_per_event"].as_f64().unwrap_or_default();
+    assert!((sum - total).abs() < 1e-6 * total.max(1.0), "{sum} vs {total}");
     assert_eq!(r["history_attempts"], 2000);
     assert_eq!(r["backlog"], 500);
     assert_eq!(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use cross_postback::config::{Config, Dur};
 use cross_postback::daemon::{self, Daemon};
 use cross_postback::{amqp, store};
-use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use tokio_util::sync::CancellationToken;
 
@@ -363,17 +363,10 @@ impl Drop for Env {
                 return;
             };
             rt.block_on(async move {
-                if let Ok(conn) = amqp::connect(&cfg.amqp.url, "xpb-test cleanup").await
-                    && let Ok(ch) = conn.create_channel().await
-                {
-                    for q in [&cfg.amqp.queue, &cfg.amqp.dead_letter_queue] {
-                        let _ = ch
-                            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                            .await;
-                    }
-                    for x in [&cfg.amqp.exchange, &cfg.amqp.dead_letter_exchange] {
-                        let _ = ch.exchange_delete(x.as_str().into(), Default::default()).await;
-                    }
+                if let Ok(conn) = amqp::connect(&cfg.amqp.url, "xpb-test cleanup").await {
+                    // Tests use at most the default count of shards.
+                    let (queues, exchanges) = amqp::declared_names(&cfg.amqp, 8);
+                    amqp::delete_all(&conn, &queues, &exchanges).await;
                     let _ = conn.close(200, "bye".into()).await;
                 }
                 if let Ok((admin, conn)) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await
