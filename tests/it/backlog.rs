@@ -87,3 +87,67 @@ async fn a_huge_backlog_to_one_url_does_not_delay_another_urls_retries() {
     assert!(tried > 0, "the dead URL's backlog was claimed as well");
     daemon.stop().await;
 }
+
+/// A receiver that was down comes back to a backlog of due deliveries: the backlog drains
+/// with the host's bound in flight and never more, each delivery sent once, and another
+/// receiver's new events are sent while it drains, not after it.
+#[tokio::test]
+async fn a_returning_receivers_backlog_drains_at_its_bound_without_starving_others() {
+    const DRAIN: i64 = 300;
+    const PER_HOST: usize = 3;
+    let mut env = Env::new().await;
+    env.cfg.delivery.per_host_concurrency = PER_HOST;
+    env.cfg.delivery.concurrency = 8;
+    let returned = Receiver::start().await;
+    // 40 ms an answer: at 3 in flight the backlog takes at least 4 s to drain.
+    let mut slow = Reply::status(200);
+    slow.delay = std::time::Duration::from_millis(40);
+    returned.script(std::iter::repeat_n(slow, DRAIN as usize));
+    let back = env
+        .add_url("back", &returned.url("/back?c={conversion_id}"))
+        .await;
+    let other = Receiver::start().await;
+    env.add_url("other", &other.url("/other?c={conversion_id}")).await;
+    let pool = env.pool();
+    let client = pool.get().await.expect("db");
+    // Due deliveries as an outage leaves them.
+    history::fill_backlog(&client, DRAIN, back)
+        .await
+        .expect("backlog");
+    let pg = env.pg().await;
+    let daemon = env.start().await;
+
+    returned.wait_for(1).await;
+    let events: Vec<String> = (0..5)
+        .map(|i| ev(&format!("other{i}"), "approved", 0, json!({"offer_id": "other"})))
+        .collect();
+    env.publish(&events).await;
+    other.wait_for(5).await;
+    let waiting = count(
+        &pg,
+        &format!("SELECT count(*) FROM deliveries WHERE url_id = {back} AND state = 'pending'"),
+    )
+    .await;
+    assert!(
+        waiting > 0,
+        "the other receiver's events were sent only after the whole backlog"
+    );
+
+    wait_count(
+        &pg,
+        &format!("SELECT count(*) FROM deliveries WHERE url_id = {back} AND state = 'delivered'"),
+        DRAIN,
+    )
+    .await;
+    assert_eq!(
+        returned.requests().len(),
+        DRAIN as usize,
+        "each delivery sent once"
+    );
+    assert_eq!(
+        returned.max_in_flight(),
+        PER_HOST,
+        "the backlog drains with the host's bound in flight, never more"
+    );
+    daemon.stop().await;
+}

@@ -65,6 +65,8 @@ impl Reply {
 struct Inner {
     requests: Mutex<Vec<Req>>,
     script: Mutex<VecDeque<Reply>>,
+    /// Requests received and not yet answered, and the most there ever were.
+    in_flight: Mutex<(usize, usize)>,
 }
 
 #[derive(Clone)]
@@ -102,6 +104,11 @@ impl Receiver {
         self.inner.requests.lock().expect("lock").clone()
     }
 
+    /// The most requests this receiver held at once (received, not yet answered).
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.in_flight.lock().expect("lock").1
+    }
+
     /// Waits until at least `n` requests arrived; returns them all.
     pub async fn wait_for(&self, n: usize) -> Vec<Req> {
         eventually(&format!("{n} requests at the receiver"), || async {
@@ -135,6 +142,7 @@ async fn record(
         body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
     });
+    let _held = InFlight::enter(&inner);
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
@@ -142,5 +150,25 @@ async fn record(
     match reply.retry_after {
         Some(v) => (status, [("retry-after", v)], "scripted").into_response(),
         None => (status, "scripted").into_response(),
+    }
+}
+
+/// Counts a request in flight until its answer is made (or its connection dropped).
+struct InFlight<'a>(&'a Inner);
+
+impl<'a> InFlight<'a> {
+    fn enter(inner: &'a Inner) -> InFlight<'a> {
+        let mut n = inner.in_flight.lock().expect("lock");
+        n.0 += 1;
+        n.1 = n.1.max(n.0);
+        InFlight(inner)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut n) = self.0.in_flight.lock() {
+            n.0 -= 1;
+        }
     }
 }
