@@ -190,7 +190,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("../../migrations/0006_web_sessions.sql")),
     (7, include_str!("../../migrations/0007_growth.sql")),
     (8, include_str!("../../migrations/0008_scale.sql")),
-    (9, include_str!("../../migrations/0009_fewer_index_entries.sql")),
+    (9, include_str!("../../migrations/0009_attempts_key.sql")),
 ];
 
 /// The versions [`migrate`] applies, in order.
