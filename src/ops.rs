@@ -58,7 +58,7 @@ pub struct Metrics {
     pub attempt_seconds: Histogram,
     /// Messages per intake transaction.
     pub batch_messages: Histogram,
-    /// Pending deliveries whose attempt is due.
+    /// Pending deliveries whose attempt is due, counted up to `store::dispatch::DUE_COUNT_CAP`.
     pub retries_due: Gauge,
     /// Invalid messages stored and dead-lettered, by reason code (a bounded set).
     pub rejected: Family<RejectReason, Counter>,
@@ -164,7 +164,7 @@ impl Default for Metrics {
         );
         registry.register(
             "retries_due",
-            "Pending deliveries whose attempt is due",
+            "Pending deliveries whose attempt is due (counted up to 10,000)",
             retries_due.clone(),
         );
         registry.register(
