@@ -164,7 +164,10 @@ impl Default for Metrics {
         );
         registry.register(
             "retries_due",
-            "Pending deliveries whose attempt is due (counted up to 10,000)",
+            format!(
+                "Pending deliveries whose attempt is due (counted up to {})",
+                crate::store::dispatch::DUE_COUNT_CAP
+            ),
             retries_due.clone(),
         );
         registry.register(

@@ -47,13 +47,9 @@ impl Names {
     }
 }
 
-/// Every queue and exchange `cfg` declares in either mode, ordered mode's shards counted up to
-/// `shards` (at least `cfg.shards`): (queues, exchanges).
-pub fn declared_names(cfg: &Amqp, shards: usize) -> (Vec<String>, Vec<String>) {
-    let names = Names::of(&Amqp {
-        shards: shards.max(cfg.shards),
-        ..cfg.clone()
-    });
+/// Every queue and exchange `cfg` declares in either mode: (queues, exchanges).
+pub fn declared_names(cfg: &Amqp) -> (Vec<String>, Vec<String>) {
+    let names = Names::of(cfg);
     let mut queues = vec![
         cfg.queue.clone(),
         cfg.dead_letter_queue.clone(),

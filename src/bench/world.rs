@@ -65,7 +65,7 @@ impl World {
         let cfg = &self.cfg.amqp;
         match amqp::connect(&cfg.url, "cross-postback bench cleanup").await {
             Ok(conn) => {
-                let (mut queues, exchanges) = amqp::declared_names(cfg, cfg.shards);
+                let (mut queues, exchanges) = amqp::declared_names(cfg);
                 queues.push(self.broker_queue.clone());
                 amqp::delete_all(&conn, &queues, &exchanges).await;
                 amqp::close(&conn, &[]).await;

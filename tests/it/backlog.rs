@@ -27,6 +27,13 @@ async fn claim_buffers(pg: &mut tokio_postgres::Client) -> i64 {
     n("Shared Hit Blocks") + n("Shared Read Blocks")
 }
 
+/// `n` deliveries to `url_id` due now, as an outage leaves them (written in SQL, not sent).
+async fn due_backlog(env: &Env, n: i64, url_id: i64) {
+    let pool = env.pool();
+    let client = pool.get().await.expect("db");
+    history::fill_backlog(&client, n, url_id).await.expect("backlog");
+}
+
 #[tokio::test]
 async fn a_huge_backlog_to_one_url_does_not_delay_another_urls_retries() {
     let mut env = Env::new().await;
@@ -39,11 +46,7 @@ async fn a_huge_backlog_to_one_url_does_not_delay_another_urls_retries() {
     let healthy = Receiver::start().await;
     healthy.script(std::iter::repeat_n(Reply::status(500), 5));
     env.add_url("live", &healthy.url("/live?c={conversion_id}")).await;
-    let pool = env.pool();
-    let client = pool.get().await.expect("db");
-    history::fill_backlog(&client, BACKLOG, dead)
-        .await
-        .expect("backlog");
+    due_backlog(&env, BACKLOG, dead).await;
     let mut pg = env.pg().await;
     pg.batch_execute("ANALYZE deliveries").await.expect("analyze");
 
@@ -108,12 +111,7 @@ async fn a_returning_receivers_backlog_drains_at_its_bound_without_starving_othe
         .await;
     let other = Receiver::start().await;
     env.add_url("other", &other.url("/other?c={conversion_id}")).await;
-    let pool = env.pool();
-    let client = pool.get().await.expect("db");
-    // Due deliveries as an outage leaves them.
-    history::fill_backlog(&client, DRAIN, back)
-        .await
-        .expect("backlog");
+    due_backlog(&env, DRAIN, back).await;
     let pg = env.pg().await;
     let daemon = env.start().await;
 

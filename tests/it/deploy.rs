@@ -295,6 +295,16 @@ async fn prometheus_rules_pass_promtool_and_their_unit_tests() {
     let (ok, out) = run("promtool", &["check", "rules", file.to_str().expect("utf-8")]).await;
     assert!(ok, "the dashboard's PromQL does not parse:\n{out}");
 
+    // The piling-up alert fires at the daemon's due-count cap, where the count stops growing.
+    let cap = format!(
+        "max(xpb_retries_due{{job=\"cross-postback\"}}) >= {}",
+        cross_postback::store::dispatch::DUE_COUNT_CAP
+    );
+    assert!(
+        read("deploy/prometheus/alerts.yml").contains(&cap),
+        "alerts.yml has no `{cap}`"
+    );
+
     // The check bites: an expression that does not parse is refused.
     let broken =
         read("deploy/prometheus/alerts.yml").replace("up{job=\"cross-postback\"} == 0", "up{job=} == 0");

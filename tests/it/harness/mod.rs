@@ -364,8 +364,13 @@ impl Drop for Env {
             };
             rt.block_on(async move {
                 if let Ok(conn) = amqp::connect(&cfg.amqp.url, "xpb-test cleanup").await {
-                    // Tests use at most the default count of shards.
-                    let (queues, exchanges) = amqp::declared_names(&cfg.amqp, 8);
+                    // A test's daemons may run with another count of shards than the env's own
+                    // (a changed copy of its configuration); none uses more than the default 8.
+                    let widest = cross_postback::config::Amqp {
+                        shards: cfg.amqp.shards.max(8),
+                        ..cfg.amqp.clone()
+                    };
+                    let (queues, exchanges) = amqp::declared_names(&widest);
                     amqp::delete_all(&conn, &queues, &exchanges).await;
                     let _ = conn.close(200, "bye".into()).await;
                 }
