@@ -174,12 +174,27 @@ async fn load(args: &BenchArgs, world: &World) -> anyhow::Result<(i64, i64)> {
         .get(0);
     let backlog = history::fill_backlog(&client, args.backlog, dead).await?;
     client.batch_execute("VACUUM ANALYZE").await?;
+    settle(&client).await;
     eprintln!(
         "growth: {} attempts of history and {backlog} due deliveries written in {:.0?}",
         filled.attempts,
         started.elapsed()
     );
     Ok((filled.attempts, backlog))
+}
+
+/// Writes out what the fill left dirty before the loaded phases are timed. The fill writes
+/// gigabytes in minutes, which a database that grew over 90 days never had waiting at once; left
+/// to the checkpointer, those writes go on during the phases and every commit's WAL flush waits
+/// behind them (seen as commits stalled 100-300 ms in `IO:WALSync`). CHECKPOINT needs superuser
+/// or `pg_checkpoint`; without it the phases run unsettled, and the bench says so.
+async fn settle(client: &tokio_postgres::Client) {
+    if let Err(e) = client.batch_execute("CHECKPOINT").await {
+        eprintln!(
+            "growth: could not checkpoint after the fill, the loaded phases may wait on its writes: {}",
+            crate::report::one_line(&e)
+        );
+    }
 }
 
 /// The poller's claim, as the daemon runs it (its session settings, the limits of the defaults),
