@@ -55,6 +55,42 @@ async fn five_hundred_twice_then_ok_is_three_attempts_and_delivered() {
     daemon.stop().await;
 }
 
+/// A delivery stores its event without the conversion id and status, which its own columns
+/// hold; a retry, claimed from the table, renders them from those columns as the first attempt
+/// rendered them from the message.
+#[tokio::test]
+async fn a_retry_renders_the_conversion_and_status_its_delivery_row_holds() {
+    let env = Env::new().await;
+    let rx = Receiver::start().await;
+    env.add_url(
+        "1",
+        &rx.url("/x?c={conversion_id}&s={status}&n={status_name}&k={clickid}"),
+    )
+    .await;
+    rx.script([Reply::status(500)]);
+    let daemon = env.start().await;
+    env.publish(&[ev("c-7", "declined", 0, json!({"click_id": "k9"}))])
+        .await;
+    let reqs = rx.wait_for(2).await;
+    let targets: Vec<&str> = reqs.iter().map(|r| r.target.as_str()).collect();
+    assert_eq!(targets, ["/x?c=c-7&s=3&n=declined&k=k9"; 2]);
+    let pg = env.pg().await;
+    assert_eq!(
+        rows(
+            &pg,
+            "SELECT event ? 'conversion_id', event ? 'status', event->>'offer_id', status FROM deliveries"
+        )
+        .await,
+        vec![vec![
+            Some("f".to_owned()),
+            Some("f".to_owned()),
+            Some("1".to_owned()),
+            Some("declined".to_owned())
+        ]]
+    );
+    daemon.stop().await;
+}
+
 #[tokio::test]
 async fn not_found_is_attempted_once_and_fails() {
     let env = Env::new().await;

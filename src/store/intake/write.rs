@@ -154,7 +154,10 @@ async fn insert_deliveries(
     let conversions: Vec<&str> = new.iter().map(|n| n.event.conversion_id.as_str()).collect();
     let url_ids: Vec<i64> = new.iter().map(|n| n.url.id).collect();
     let statuses: Vec<&str> = new.iter().map(|n| n.event.status.as_str()).collect();
-    let events: Vec<Json<&Event>> = new.iter().map(|n| Json(&**n.event)).collect();
+    let events: Vec<Json<serde_json::Value>> = new
+        .iter()
+        .map(|n| Json(crate::store::deliveries::stored_event(n.event)))
+        .collect();
     let states: Vec<&str> = new
         .iter()
         .map(|n| match n.start {
