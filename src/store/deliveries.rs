@@ -15,13 +15,7 @@ const EVENT_KEYS_IN_COLUMNS: [&str; 2] = ["conversion_id", "status"];
 
 /// The event as a delivery stores it: without the keys its columns hold.
 pub(crate) fn stored_event(event: &Event) -> serde_json::Value {
-    let mut value = serde_json::to_value(event).unwrap_or_default();
-    if let Some(map) = value.as_object_mut() {
-        for key in EVENT_KEYS_IN_COLUMNS {
-            map.remove(key);
-        }
-    }
-    value
+    super::json_without(event, &EVENT_KEYS_IN_COLUMNS)
 }
 
 /// SQL reading a delivery `d`'s whole event back: its stored event with the keys its columns

@@ -76,7 +76,7 @@ pub struct AttemptRecord {
 }
 
 /// The claim, in two steps: pick candidates, then lock them with SKIP LOCKED, re-check, and
-/// lease them. `{cand}` picks (id, next_attempt_at) rows; `{filter}` narrows the deliveries.
+/// lease them. `{cand}` picks (id, next_attempt_at) rows.
 ///
 /// The second step and the lease are the same for both forms of the claim; `{event}` is
 /// [`super::deliveries::EVENT_OF_DELIVERY`].

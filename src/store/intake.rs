@@ -208,7 +208,13 @@ pub(super) const LOCK_CONVERSIONS: &str = "SELECT pg_advisory_xact_lock(h) FROM
     (SELECT DISTINCT hashtextextended(c, 0) AS h FROM unnest($1::text[]) AS c) AS s
     ORDER BY h";
 
-const READ_CONVERSIONS: &str = "SELECT conversion_id, history FROM conversions WHERE conversion_id = ANY($1)";
+/// The keys of a conversion's history that its own column `last_announced` holds: left out of
+/// `conversions.history`, added back when it is read (rows written before have it, the same).
+pub(super) const HISTORY_KEYS_IN_COLUMNS: [&str; 1] = ["last_announced"];
+
+const READ_CONVERSIONS: &str = "SELECT conversion_id,
+        history || jsonb_build_object('last_announced', last_announced)
+    FROM conversions WHERE conversion_id = ANY($1)";
 
 /// Shared advisory locks on the batch's offers (`$2` is the key space), in hash order: a
 /// concurrent `urls disable` or `urls remove` takes its URL's offer exclusively, so it waits

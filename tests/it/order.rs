@@ -134,3 +134,31 @@ async fn a_newer_status_supersedes_an_older_one_waiting_for_retry() {
     .await;
     daemon.stop().await;
 }
+
+/// The last announced status lives in the column `conversions.last_announced`, not again in the
+/// stored history; a later batch reads it back from the column: a newer Approved after an
+/// Approved is a duplicate, and the Declined after it is announced.
+#[tokio::test]
+async fn the_last_announced_status_is_read_back_from_its_column() {
+    let env = Env::new().await;
+    let rx = Receiver::start().await;
+    env.add_url("1", &rx.url("/pb?s={status_name}")).await;
+    let daemon = env.start().await;
+    let pg = env.pg().await;
+    env.publish(&[ev("c1", "approved", 0, json!({}))]).await;
+    rx.wait_for(1).await;
+    assert_eq!(
+        rows(
+            &pg,
+            "SELECT history ? 'last_announced', last_announced FROM conversions"
+        )
+        .await,
+        vec![vec![Some("f".to_owned()), Some("approved".to_owned())]]
+    );
+    env.publish(&[ev("c1", "approved", 1, json!({}))]).await;
+    env.publish(&[ev("c1", "declined", 2, json!({}))]).await;
+    rx.wait_for(2).await;
+    wait_count(&pg, "SELECT count(*) FROM attempts WHERE http_code = 200", 2).await;
+    daemon.stop().await;
+    assert_eq!(statuses_sent(&rx).await, ["approved", "declined"]);
+}

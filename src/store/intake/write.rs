@@ -239,7 +239,10 @@ async fn upsert_conversions(
         statuses.push(newest.map_or(event.status, |e| e.status).as_str());
         announced.push(c.history.last_announced.map(|s| s.as_str()));
         times.push(newest.map_or(event.updated_at, |e| e.updated_at));
-        histories.push(Json(&c.history));
+        histories.push(Json(crate::store::json_without(
+            &c.history,
+            &super::HISTORY_KEYS_IN_COLUMNS,
+        )));
     }
     pg.execute(
         statement,
