@@ -102,13 +102,15 @@ fn claim_with(cand: &str) -> String {
 }
 
 /// A due delivery that may be claimed: not leased, and no other delivery of its conversion and
-/// URL under a live lease (one attempt in flight per pair, across replicas).
+/// URL under a live lease (one attempt in flight per pair, across replicas). That other one
+/// cannot be pending (`deliveries_one_pending` allows one per pair, and `d` is it), so the check
+/// reads `deliveries_in_flight`, which holds only the leased deliveries that are not pending.
 const CLAIMABLE: &str = "d.state = 'pending' AND d.next_attempt_at <= now()
     AND (d.lease_until IS NULL OR d.lease_until < now())
     AND NOT EXISTS (
         SELECT 1 FROM deliveries s
         WHERE s.conversion_id = d.conversion_id AND s.url_id = d.url_id
-          AND s.id <> d.id AND s.lease_until > now())";
+          AND s.id <> d.id AND s.state <> 'pending' AND s.lease_until > now())";
 
 /// Candidates for due deliveries: for each enabled URL (none of `$5`, whose hosts are busy), its
 /// oldest claimable deliveries, at most `$4` (one slow receiver cannot take every slot), read

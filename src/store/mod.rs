@@ -191,6 +191,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (7, include_str!("../../migrations/0007_growth.sql")),
     (8, include_str!("../../migrations/0008_scale.sql")),
     (9, include_str!("../../migrations/0009_attempts_key.sql")),
+    (10, include_str!("../../migrations/0010_in_flight.sql")),
 ];
 
 /// The versions [`migrate`] applies, in order.

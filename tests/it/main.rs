@@ -23,6 +23,7 @@ mod deploy;
 mod guard;
 mod history;
 mod hostile;
+mod in_flight;
 mod intake_budget;
 mod intake_log;
 mod interrupt_twice;
