@@ -7,19 +7,9 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::Result;
-use crate::event::Event;
-
-/// The keys of an event that a delivery's own columns (`conversion_id`, `status`) already hold:
-/// they are left out of `deliveries.event`, so each delivery stores them once.
-const EVENT_KEYS_IN_COLUMNS: [&str; 2] = ["conversion_id", "status"];
-
-/// The event as a delivery stores it: without the keys its columns hold.
-pub(crate) fn stored_event(event: &Event) -> serde_json::Value {
-    super::json_without(event, &EVENT_KEYS_IN_COLUMNS)
-}
-
-/// SQL reading a delivery `d`'s whole event back: its stored event with the keys its columns
-/// hold (rows written before they were left out have them already, with the same values).
+/// SQL reading a delivery `d`'s whole event back. Intake stores the event without
+/// `conversion_id` and `status`, which the row's own columns hold; they are added back from
+/// them (rows written by 0.1.0 have both keys already, with the same values).
 pub(crate) const EVENT_OF_DELIVERY: &str =
     "d.event || jsonb_build_object('conversion_id', d.conversion_id, 'status', d.status)";
 

@@ -208,10 +208,8 @@ pub(super) const LOCK_CONVERSIONS: &str = "SELECT pg_advisory_xact_lock(h) FROM
     (SELECT DISTINCT hashtextextended(c, 0) AS h FROM unnest($1::text[]) AS c) AS s
     ORDER BY h";
 
-/// The keys of a conversion's history that its own column `last_announced` holds: left out of
-/// `conversions.history`, added back when it is read (rows written before have it, the same).
-pub(super) const HISTORY_KEYS_IN_COLUMNS: [&str; 1] = ["last_announced"];
-
+/// The history is stored without `last_announced`, which its column holds: it is added back
+/// from there (rows written by 0.1.0 have it already, with the same value).
 const READ_CONVERSIONS: &str = "SELECT conversion_id,
         history || jsonb_build_object('last_announced', last_announced)
     FROM conversions WHERE conversion_id = ANY($1)";

@@ -280,18 +280,6 @@ async fn apply_migrations(client: &mut deadpool_postgres::Client, last: i32) -> 
     Ok(applied)
 }
 
-/// A value as JSON without the top-level keys a row's own columns hold: a jsonb column stores
-/// them once, and the reading SQL adds them back from the columns.
-pub(crate) fn json_without(value: &impl serde::Serialize, keys: &[&str]) -> serde_json::Value {
-    let mut value = serde_json::to_value(value).unwrap_or_default();
-    if let Some(map) = value.as_object_mut() {
-        for key in keys {
-            map.remove(*key);
-        }
-    }
-    value
-}
-
 #[cfg(test)]
 mod tests {
     use std::error::Error;

@@ -39,6 +39,9 @@ const SUPERSEDE: &str = "UPDATE deliveries SET state = 'superseded', updated_at 
 
 /// One round trip: the ids are drawn, the rows inserted, and the ids returned in the batch's
 /// order (the CTE is materialised once: it is read twice and calls nextval).
+///
+/// The event is stored without `conversion_id` and `status`, which the row's columns hold
+/// ([`crate::store::deliveries::EVENT_OF_DELIVERY`] reads them back).
 const INSERT_DELIVERIES: &str = "WITH t AS (
         SELECT nextval(pg_get_serial_sequence('deliveries', 'id')) AS id, c, u, s, e, st, l, ord
         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[], $5::text[], $8::bool[])
@@ -46,17 +49,20 @@ const INSERT_DELIVERIES: &str = "WITH t AS (
     ), inserted AS (
         INSERT INTO deliveries (id, conversion_id, url_id, status, event, state, next_attempt_at,
                                 lease_owner, lease_until)
-        SELECT id, c, u, s, e, st, now(),
+        SELECT id, c, u, s, e - '{conversion_id,status}'::text[], st, now(),
                CASE WHEN l THEN $6::uuid END,
                CASE WHEN l THEN now() + $7::float8 * interval '1 millisecond' END
         FROM t
     )
     SELECT id FROM t ORDER BY ord";
 
+/// The history is stored without `last_announced`, which its column holds (intake's
+/// `READ_CONVERSIONS` reads it back).
 const UPSERT_CONVERSIONS: &str = "INSERT INTO conversions
         (conversion_id, offer_id, affiliate_id, status, last_announced, history, updated_at)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
-                         $7::timestamptz[])
+    SELECT c, o, a, s, l, h - 'last_announced', t
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
+                $7::timestamptz[]) AS x(c, o, a, s, l, h, t)
     ON CONFLICT (conversion_id) DO UPDATE SET
         offer_id = EXCLUDED.offer_id, affiliate_id = EXCLUDED.affiliate_id, status = EXCLUDED.status,
         last_announced = EXCLUDED.last_announced, history = EXCLUDED.history,
@@ -154,10 +160,7 @@ async fn insert_deliveries(
     let conversions: Vec<&str> = new.iter().map(|n| n.event.conversion_id.as_str()).collect();
     let url_ids: Vec<i64> = new.iter().map(|n| n.url.id).collect();
     let statuses: Vec<&str> = new.iter().map(|n| n.event.status.as_str()).collect();
-    let events: Vec<Json<serde_json::Value>> = new
-        .iter()
-        .map(|n| Json(crate::store::deliveries::stored_event(n.event)))
-        .collect();
+    let events: Vec<Json<&Event>> = new.iter().map(|n| Json(&**n.event)).collect();
     let states: Vec<&str> = new
         .iter()
         .map(|n| match n.start {
@@ -239,10 +242,7 @@ async fn upsert_conversions(
         statuses.push(newest.map_or(event.status, |e| e.status).as_str());
         announced.push(c.history.last_announced.map(|s| s.as_str()));
         times.push(newest.map_or(event.updated_at, |e| e.updated_at));
-        histories.push(Json(crate::store::json_without(
-            &c.history,
-            &super::HISTORY_KEYS_IN_COLUMNS,
-        )));
+        histories.push(Json(&c.history));
     }
     pg.execute(
         statement,
