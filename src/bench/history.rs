@@ -37,8 +37,11 @@ WITH g AS (
            (900000 + i % cardinality($3::bigint[]))::text AS offer_id,
            (1 + (i * 7919) % $4)::text AS affiliate_id,
            $5 || '-' || i AS conversion_id,
-           -- In id order, as the daemon writes them (retention walks ids oldest first).
-           now() - $6::float8 * interval '1 day' * (1 - (i + random()) / $7::float8) AS at
+           -- In id order, as the daemon writes them (retention walks ids oldest first), ending
+           -- a minute ago: a delivery's last retry, 60 s after its first attempt, is then not
+           -- in the future.
+           now() - interval '1 minute'
+               - $6::float8 * interval '1 day' * (1 - (i + random()) / $7::float8) AS at
     FROM generate_series($1::bigint, $2::bigint) AS i
 ), conv AS (
     INSERT INTO conversions (conversion_id, offer_id, affiliate_id, status, last_announced, history,
