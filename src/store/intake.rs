@@ -208,8 +208,9 @@ pub(super) const LOCK_CONVERSIONS: &str = "SELECT pg_advisory_xact_lock(h) FROM
     (SELECT DISTINCT hashtextextended(c, 0) AS h FROM unnest($1::text[]) AS c) AS s
     ORDER BY h";
 
-/// The history is stored without `last_announced`, which its column holds: it is added back
-/// from there (rows written by 0.1.0 have it already, with the same value).
+/// `last_announced` is read from its column. This release still stores it in the history too,
+/// with the same value; reading it from the column lets a later release stop storing it twice
+/// while replicas of this one still run and decide from its rows right.
 const READ_CONVERSIONS: &str = "SELECT conversion_id,
         history || jsonb_build_object('last_announced', last_announced)
     FROM conversions WHERE conversion_id = ANY($1)";

@@ -39,9 +39,6 @@ const SUPERSEDE: &str = "UPDATE deliveries SET state = 'superseded', updated_at 
 
 /// One round trip: the ids are drawn, the rows inserted, and the ids returned in the batch's
 /// order (the CTE is materialised once: it is read twice and calls nextval).
-///
-/// The event is stored without `conversion_id` and `status`, which the row's columns hold
-/// ([`crate::store::deliveries::EVENT_OF_DELIVERY`] reads them back).
 const INSERT_DELIVERIES: &str = "WITH t AS (
         SELECT nextval(pg_get_serial_sequence('deliveries', 'id')) AS id, c, u, s, e, st, l, ord
         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[], $5::text[], $8::bool[])
@@ -49,20 +46,17 @@ const INSERT_DELIVERIES: &str = "WITH t AS (
     ), inserted AS (
         INSERT INTO deliveries (id, conversion_id, url_id, status, event, state, next_attempt_at,
                                 lease_owner, lease_until)
-        SELECT id, c, u, s, e - '{conversion_id,status}'::text[], st, now(),
+        SELECT id, c, u, s, e, st, now(),
                CASE WHEN l THEN $6::uuid END,
                CASE WHEN l THEN now() + $7::float8 * interval '1 millisecond' END
         FROM t
     )
     SELECT id FROM t ORDER BY ord";
 
-/// The history is stored without `last_announced`, which its column holds (intake's
-/// `READ_CONVERSIONS` reads it back).
 const UPSERT_CONVERSIONS: &str = "INSERT INTO conversions
         (conversion_id, offer_id, affiliate_id, status, last_announced, history, updated_at)
-    SELECT c, o, a, s, l, h - 'last_announced', t
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
-                $7::timestamptz[]) AS x(c, o, a, s, l, h, t)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
+                         $7::timestamptz[])
     ON CONFLICT (conversion_id) DO UPDATE SET
         offer_id = EXCLUDED.offer_id, affiliate_id = EXCLUDED.affiliate_id, status = EXCLUDED.status,
         last_announced = EXCLUDED.last_announced, history = EXCLUDED.history,
