@@ -5,10 +5,10 @@
 -- sent at its first attempt, leased while pending and released as it ends, no longer adds an
 -- entry here: one index entry fewer for most events.
 --
--- The old index is dropped first: its ACCESS EXCLUSIVE lock is then taken before the build,
--- not after the build's SHARE lock (a lock upgrade that could deadlock
--- with an intake transaction of a replica still running, which holds ROW SHARE from its
--- `FOR UPDATE` and waits to write). The build is one scan of `deliveries`; the table waits for it.
+-- The old index is dropped first, so its ACCESS EXCLUSIVE lock is taken before the build and is
+-- not an upgrade from the build's SHARE lock, which could deadlock with a running replica's
+-- intake transaction (it holds ROW SHARE from its `FOR UPDATE` and waits to write). The build is
+-- one scan of `deliveries`; the table waits for it.
 DROP INDEX IF EXISTS deliveries_leased;
 CREATE INDEX deliveries_in_flight ON deliveries (conversion_id, url_id)
     WHERE lease_until IS NOT NULL AND state <> 'pending';

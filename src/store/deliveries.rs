@@ -7,12 +7,6 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::Result;
-/// SQL reading a delivery `d`'s whole event: `conversion_id` and `status` come from the row's
-/// own columns. This release still stores them in the event too, with the same values; reading
-/// them from the columns lets a later release stop storing them twice while replicas of this one
-/// still run (a rolling upgrade) and read its rows right.
-pub(crate) const EVENT_OF_DELIVERY: &str =
-    "d.event || jsonb_build_object('conversion_id', d.conversion_id, 'status', d.status)";
 
 /// Filters of `deliveries list`.
 #[derive(Debug, Clone, Default)]

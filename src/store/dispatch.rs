@@ -78,8 +78,10 @@ pub struct AttemptRecord {
 /// The claim, in two steps: pick candidates, then lock them with SKIP LOCKED, re-check, and
 /// lease them. `{cand}` picks (id, next_attempt_at) rows.
 ///
-/// The second step and the lease are the same for both forms of the claim; `{event}` is
-/// [`super::deliveries::EVENT_OF_DELIVERY`].
+/// The second step and the lease are the same for both forms of the claim. The event's
+/// `conversion_id` and `status` are read from the row's own columns: this release still stores
+/// them in `event` too, with the same values, so a later release can stop storing them twice while
+/// replicas of this one still run (a rolling upgrade) and read its rows right.
 const CLAIM: &str = "
     WITH cand AS ({cand}), c AS (
         SELECT d.id FROM deliveries d JOIN cand ON cand.id = d.id
@@ -90,16 +92,10 @@ const CLAIM: &str = "
     SET lease_owner = $1, lease_until = now() + $2::float8 * interval '1 millisecond', updated_at = now()
     FROM c, cross_postback_urls u
     WHERE d.id = c.id AND u.id = d.url_id AND u.enabled AND u.removed_at IS NULL
-    RETURNING d.id AS delivery_id, d.attempts, d.retry_base, {event} AS event,
+    RETURNING d.id AS delivery_id, d.attempts, d.retry_base,
+              d.event || jsonb_build_object('conversion_id', d.conversion_id, 'status', d.status) AS event,
               u.id, u.offer_id, u.url, u.method, u.goal, u.statuses, u.body, u.content_type,
               u.follow_redirects, u.enabled, u.headers, u.timeout_ms";
-
-/// [`CLAIM`] with its candidates and the stored event's reading filled in.
-fn claim_with(cand: &str) -> String {
-    CLAIM
-        .replace("{cand}", cand)
-        .replace("{event}", super::deliveries::EVENT_OF_DELIVERY)
-}
 
 /// A due delivery that may be claimed: not leased, and no other delivery of its conversion and
 /// URL under a live lease (one attempt in flight per pair, across replicas). That other one
@@ -131,7 +127,7 @@ pub static CLAIM_DUE: LazyLock<String> = LazyLock::new(|| {
         ORDER BY x.next_attempt_at
         LIMIT $3"
     );
-    claim_with(&cand)
+    CLAIM.replace("{cand}", &cand)
 });
 
 /// Candidates for the next delivery of given (conversion, URL) pairs `$5`, `$6`: at most one
@@ -145,7 +141,7 @@ static CLAIM_PAIRS: LazyLock<String> = LazyLock::new(|| {
         ORDER BY d.next_attempt_at
         LIMIT $3"
     );
-    claim_with(&cand)
+    CLAIM.replace("{cand}", &cand)
 });
 
 /// What a claim leased: jobs ready to run, and deliveries whose stored event no longer
