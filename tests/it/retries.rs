@@ -75,9 +75,24 @@ async fn a_retry_renders_the_conversion_and_status_its_delivery_row_holds() {
         .await;
     rx.wait_for(1).await;
     let pg = env.pg().await;
-    pg.batch_execute("UPDATE deliveries SET event = event - '{conversion_id,status}'::text[]")
+    // Once the first attempt is recorded and before the retry is claimed (no lease): a retry
+    // claimed before the strip would render from the full event and prove nothing, so that
+    // fails here instead.
+    wait_count(
+        &pg,
+        "SELECT count(*) FROM deliveries WHERE attempts = 1 AND state = 'pending'",
+        1,
+    )
+    .await;
+    let stripped = pg
+        .execute(
+            "UPDATE deliveries SET event = event - '{conversion_id,status}'::text[]
+             WHERE attempts = 1 AND lease_until IS NULL",
+            &[],
+        )
         .await
         .expect("the event stripped");
+    assert_eq!(stripped, 1, "stripped before the retry was claimed");
     let reqs = rx.wait_for(2).await;
     let targets: Vec<&str> = reqs.iter().map(|r| r.target.as_str()).collect();
     assert_eq!(targets, ["/x?c=c-7&s=3&n=declined&k=k9"; 2]);
