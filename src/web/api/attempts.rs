@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Serialize;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use super::super::error::ApiError;
@@ -45,17 +46,43 @@ pub(super) struct AttemptsParams {
     /// Only deliveries now in this state (pending, delivered, failed, superseded, cancelled).
     state: Option<String>,
     /// Only this URL.
+    #[param(schema_with = url_id_schema)]
     url_id: Option<i64>,
     /// The columns, comma-separated, in order (default: the statistics view's).
     columns: Option<String>,
     /// Rows per page, 1 to 1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
+    #[param(schema_with = limit_schema)]
     limit: Option<i64>,
     /// `next_cursor` or `prev_cursor` of a previous page.
     cursor: Option<String>,
     /// `csv` streams every matching row as CSV (as does `Accept: text/csv`).
     #[param(pattern = "^(|json|csv)$")]
     format: Option<String>,
+}
+
+/// An integer parameter as the parser takes it: an integer in `min..=max`, or empty, which is no
+/// filter (what an HTML form sends for an empty field; the page's addresses work in the API).
+fn integer_or_empty(min: Option<i64>, max: Option<i64>) -> Schema {
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .minimum(min)
+                    .maximum(max),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(0)))
+            .build(),
+    )
+}
+
+fn url_id_schema() -> Schema {
+    integer_or_empty(None, None)
+}
+
+fn limit_schema() -> Schema {
+    integer_or_empty(Some(1), Some(MAX_LIMIT as i64))
 }
 
 /// One page of rows, newest first.
