@@ -293,8 +293,11 @@ pub async fn current_url(client: &impl GenericClient, url_id: i64) -> Result<Opt
 /// Records attempts and updates their deliveries in one transaction. A delivery whose lease
 /// this worker no longer holds keeps its state (the attempt row is still written: it happened).
 /// Written again after a lost answer to a commit that was done, it adds nothing: an attempt
-/// already recorded (same delivery, number and `sent_at`: `attempts_once`) is skipped, and the
-/// deliveries' leases are no longer this worker's.
+/// already recorded (same delivery, number and `sent_at`, found through the primary key, which
+/// leads with `sent_at`) is skipped, and the deliveries' leases are no longer this worker's.
+/// No two recorders ever hold the same attempt, so the check needs no unique index. (`OFFSET 0`
+/// keeps it a probe per row, in the one partition of that `sent_at`: as a join, a generic plan
+/// may hash the whole table.)
 /// One superseded while its attempt was in flight is never retried; it ends `delivered` when
 /// that attempt was (the receiver has the older status), and stays `superseded` otherwise.
 pub async fn record(
@@ -368,7 +371,13 @@ pub async fn record(
             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::numeric[], $13::numeric[],
             $14::text[], $15::text[], $16::int4[], $17::int4[], $18::text[], $19::text[], $20::text[],
             $21::int4[], $22::timestamptz[])
-         ON CONFLICT (delivery_id, attempt, sent_at) DO NOTHING",
+            AS n(delivery_id, url_id, url, method, conversion_id, affiliate_id, affiliate_name, offer_id,
+                 offer_name, goal, status, payout, revenue, currency, comment, attempt, http_code,
+                 error_code, error, response_excerpt, duration_ms, sent_at)
+         WHERE NOT EXISTS (SELECT 1 FROM attempts a
+                           WHERE a.sent_at = n.sent_at AND a.delivery_id = n.delivery_id
+                                 AND a.attempt = n.attempt
+                           OFFSET 0)",
             insert_params,
         ),
         super::execute(
