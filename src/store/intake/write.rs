@@ -53,14 +53,25 @@ const INSERT_DELIVERIES: &str = "WITH t AS (
     )
     SELECT id FROM t ORDER BY ord";
 
-const UPSERT_CONVERSIONS: &str = "INSERT INTO conversions
+/// The conversions' new state: an UPDATE of the stored ones, then an INSERT of the others. Not
+/// `INSERT … ON CONFLICT`, whose speculative insertion writes one more WAL record per row: the
+/// batch holds every one of its conversions' advisory locks, so no other intake inserts one of
+/// them meanwhile.
+const UPSERT_CONVERSIONS: &str = "WITH new AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
+                             $7::timestamptz[])
+            AS new(conversion_id, offer_id, affiliate_id, status, last_announced, history, updated_at)
+    ), updated AS (
+        UPDATE conversions c SET
+            offer_id = new.offer_id, affiliate_id = new.affiliate_id, status = new.status,
+            last_announced = new.last_announced, history = new.history,
+            updated_at = new.updated_at, modified_at = now()
+        FROM new WHERE c.conversion_id = new.conversion_id
+        RETURNING c.conversion_id
+    )
+    INSERT INTO conversions
         (conversion_id, offer_id, affiliate_id, status, last_announced, history, updated_at)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
-                         $7::timestamptz[])
-    ON CONFLICT (conversion_id) DO UPDATE SET
-        offer_id = EXCLUDED.offer_id, affiliate_id = EXCLUDED.affiliate_id, status = EXCLUDED.status,
-        last_announced = EXCLUDED.last_announced, history = EXCLUDED.history,
-        updated_at = EXCLUDED.updated_at, modified_at = now()";
+    SELECT * FROM new WHERE conversion_id NOT IN (SELECT conversion_id FROM updated)";
 
 const INSERT_REJECTED: &str = "INSERT INTO rejected_messages
         (body, body_size, body_sha256, truncated, routing_key, headers, reason)
