@@ -290,14 +290,20 @@ pub async fn current_url(client: &impl GenericClient, url_id: i64) -> Result<Opt
     Ok(rows.first().map(UrlRow::from_row))
 }
 
+/// The key space of the recorder's advisory locks (the second key hashes the batch's first
+/// attempt): a batch written again waits for its first write to end.
+const BATCH_LOCKS: i32 = 0x7870_6272; // "xpbr"
+
 /// Records attempts and updates their deliveries in one transaction. A delivery whose lease
 /// this worker no longer holds keeps its state (the attempt row is still written: it happened).
-/// Written again after a lost answer to a commit that was done, it adds nothing: an attempt
-/// already recorded (same delivery, number and `sent_at`, found through the primary key, which
-/// leads with `sent_at`) is skipped, and the deliveries' leases are no longer this worker's.
-/// No two recorders ever hold the same attempt, so the check needs no unique index. (`OFFSET 0`
-/// keeps it a probe per row, in the one partition of that `sent_at`: as a join, a generic plan
-/// may hash the whole table.)
+/// Written again after a lost answer to a commit, it adds nothing: an attempt already recorded
+/// (same delivery, number and `sent_at`, found through the primary key, which leads with
+/// `sent_at`) is skipped, and the deliveries' leases are no longer this worker's. The answer may
+/// be lost while the first write is still committing (a slow fsync or standby): each write first
+/// takes an advisory lock named after its batch ([`BATCH_LOCKS`]), so the second waits for the
+/// first to end and then sees its rows. No other recorder holds the same attempt, so the check
+/// needs no unique index. (`OFFSET 0` keeps it a probe per row, in the one partition of that
+/// `sent_at`: as a join, a generic plan may hash the whole table.)
 /// One superseded while its attempt was in flight is never retried; it ends `delivered` when
 /// that attempt was (the receiver has the older status), and stays `superseded` otherwise.
 pub async fn record(
@@ -309,6 +315,19 @@ pub async fn record(
         return Ok(());
     }
     let tx = client.transaction().await?;
+    let first = &records[0];
+    let batch_key = format!(
+        "{}:{}:{}",
+        first.delivery_id,
+        first.attempt,
+        first.sent_at.timestamp_micros()
+    );
+    super::execute(
+        &tx,
+        "SELECT pg_advisory_xact_lock($1::int4, hashtext($2))",
+        &[&BATCH_LOCKS, &batch_key],
+    )
+    .await?;
     // Borrowed from the records: nothing is copied to be bound.
     let col = |f: for<'r> fn(&'r AttemptRecord) -> Option<&'r str>| records.iter().map(f).collect::<Vec<_>>();
     let delivery_ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
