@@ -116,13 +116,12 @@ pub async fn show(client: &impl GenericClient, id: i64) -> Result<Option<Shown>>
     } else {
         None
     };
-    // Through the conversion's index: no index leads with `delivery_id`.
     let attempts = client
         .query(
             "SELECT attempt, sent_at, method, xpb_mask_secrets(url), http_code, error_code,
                     xpb_mask_secrets(error), duration_ms, xpb_mask_secrets(response_excerpt)
-             FROM attempts WHERE conversion_id = $2 AND delivery_id = $1 ORDER BY id",
-            &[&id, &delivery.conversion_id],
+             FROM attempts WHERE delivery_id = $1 ORDER BY id",
+            &[&id],
         )
         .await?
         .iter()

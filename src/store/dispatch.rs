@@ -301,9 +301,11 @@ const BATCH_LOCKS: i32 = 0x7870_6272; // "xpbr"
 /// `sent_at`) is skipped, and the deliveries' leases are no longer this worker's. The answer may
 /// be lost while the first write is still committing (a slow fsync or standby): each write first
 /// takes an advisory lock named after its batch ([`BATCH_LOCKS`]), so the second waits for the
-/// first to end and then sees its rows. No other recorder holds the same attempt, so the check
-/// needs no unique index. (`OFFSET 0` keeps it a probe per row, in the one partition of that
-/// `sent_at`: as a join, a generic plan may hash the whole table.)
+/// first to end and then sees its rows. A plain insert, not `ON CONFLICT`: its speculative
+/// insertion wrote one more WAL record per attempt. `attempts_once` stays, unique, as the guard
+/// (a duplicate would fail the write, never be stored), and for reading a delivery's attempts.
+/// (`OFFSET 0` keeps the check a probe per row, in the one partition of that `sent_at`: as a
+/// join, a generic plan may hash the whole table.)
 /// One superseded while its attempt was in flight is never retried; it ends `delivered` when
 /// that attempt was (the receiver has the older status), and stays `superseded` otherwise.
 pub async fn record(

@@ -192,7 +192,6 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (8, include_str!("../../migrations/0008_scale.sql")),
     (9, include_str!("../../migrations/0009_attempts_key.sql")),
     (10, include_str!("../../migrations/0010_in_flight.sql")),
-    (11, include_str!("../../migrations/0011_lean.sql")),
 ];
 
 /// The versions [`migrate`] applies, in order.
