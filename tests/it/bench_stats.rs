@@ -41,6 +41,7 @@ async fn stats_bench_reports_every_page_and_the_export_and_drops_its_database() 
         "affiliate",
         "conversion",
         "1-day window",
+        "state failed",
     ];
     assert_eq!(pages.len(), 2 * filters.len(), "{r}");
     for (pair, filter) in pages.chunks(2).zip(filters) {

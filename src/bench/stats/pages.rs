@@ -40,7 +40,8 @@ pub struct Slowest {
 }
 
 /// The filters measured, by name. Values are ones the generator wrote: offers from 900,000,
-/// affiliates 1 to 1,000, `conversion` one in the middle of the table.
+/// affiliates 1 to 1,000, `conversion` one in the middle of the table; one delivery in ten
+/// ends `failed`.
 async fn cases(
     client: &impl GenericClient,
     now: DateTime<Utc>,
@@ -90,6 +91,13 @@ async fn cases(
             Filter {
                 from: Some(middle),
                 to: Some(middle + Duration::days(1)),
+                ..Filter::default()
+            },
+        ),
+        (
+            "state failed",
+            Filter {
+                state: Some("failed".into()),
                 ..Filter::default()
             },
         ),
