@@ -10,36 +10,7 @@ use crate::harness::*;
 
 #[tokio::test]
 async fn a_batch_recorded_twice_leaves_one_attempt_each() {
-    let env = Env::new().await;
-    let url_id = env.add_url("1", "http://127.0.0.1:9/pb?c={conversion_id}").await;
-    let pg = env.pg().await;
-    let owner = uuid::Uuid::new_v4();
-    let delivery_id: i64 = pg
-        .query_one(
-            "INSERT INTO deliveries (conversion_id, url_id, status, event, lease_owner, lease_until)
-             VALUES ('c1', $1, 'approved', '{}', $2, now() + interval '1 minute') RETURNING id",
-            &[&url_id, &owner],
-        )
-        .await
-        .expect("a leased delivery")
-        .get(0);
-    let event = event::parse(ev("c1", "approved", 0, serde_json::json!({})).as_bytes()).expect("an event");
-    let record = AttemptRecord {
-        delivery_id,
-        url_id,
-        url: "http://127.0.0.1:9/pb?c=c1".into(),
-        method: Method::Get,
-        event: Arc::new(event),
-        attempt: 1,
-        http_code: Some(200),
-        error_code: None,
-        error: None,
-        response_excerpt: None,
-        duration_ms: 4,
-        sent_at: chrono::Utc::now(),
-        state: DeliveryState::Delivered,
-        next_attempt_at: None,
-    };
+    let (env, pg, owner, record) = leased_delivery().await;
     let mut client = env.pool().get().await.expect("a pooled connection");
     for _ in 0..2 {
         dispatch::record(&mut client, owner, std::slice::from_ref(&record))
@@ -73,41 +44,13 @@ async fn a_batch_recorded_twice_leaves_one_attempt_each() {
 /// yet would insert the attempt again, and `attempts_once` would then fail that write.
 #[tokio::test]
 async fn a_batch_written_again_while_its_first_write_commits_adds_nothing() {
-    let env = Env::new().await;
-    let url_id = env.add_url("1", "http://127.0.0.1:9/pb?c={conversion_id}").await;
-    let pg = env.pg().await;
-    let owner = uuid::Uuid::new_v4();
-    let delivery_id: i64 = pg
-        .query_one(
-            "INSERT INTO deliveries (conversion_id, url_id, status, event, lease_owner, lease_until)
-             VALUES ('c1', $1, 'approved', '{}', $2, now() + interval '1 minute') RETURNING id",
-            &[&url_id, &owner],
-        )
-        .await
-        .expect("a leased delivery")
-        .get(0);
-    let event = event::parse(ev("c1", "approved", 0, serde_json::json!({})).as_bytes()).expect("an event");
-    let record = AttemptRecord {
-        delivery_id,
-        url_id,
-        url: "http://127.0.0.1:9/pb?c=c1".into(),
-        method: Method::Get,
-        event: Arc::new(event),
-        attempt: 1,
-        http_code: Some(200),
-        error_code: None,
-        error: None,
-        response_excerpt: None,
-        duration_ms: 4,
-        sent_at: chrono::Utc::now(),
-        state: DeliveryState::Delivered,
-        next_attempt_at: None,
-    };
+    let (env, pg, owner, record) = leased_delivery().await;
     // Holds the delivery's row, so the first write inserts its attempt and then waits, open.
     let blocker = env.pg().await;
     blocker
         .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM deliveries WHERE id = {delivery_id} FOR UPDATE"
+            "BEGIN; SELECT 1 FROM deliveries WHERE id = {} FOR UPDATE",
+            record.delivery_id
         ))
         .await
         .expect("the delivery's row held");
@@ -139,4 +82,40 @@ async fn a_batch_written_again_while_its_first_write_commits_adds_nothing() {
         .await,
         vec![vec![s("delivered"), s("1"), None]]
     );
+}
+
+/// A test database with one delivery leased by a new owner, and the record of its first attempt
+/// (a 200), not yet written.
+async fn leased_delivery() -> (Env, tokio_postgres::Client, uuid::Uuid, AttemptRecord) {
+    let env = Env::new().await;
+    let url_id = env.add_url("1", "http://127.0.0.1:9/pb?c={conversion_id}").await;
+    let pg = env.pg().await;
+    let owner = uuid::Uuid::new_v4();
+    let delivery_id: i64 = pg
+        .query_one(
+            "INSERT INTO deliveries (conversion_id, url_id, status, event, lease_owner, lease_until)
+             VALUES ('c1', $1, 'approved', '{}', $2, now() + interval '1 minute') RETURNING id",
+            &[&url_id, &owner],
+        )
+        .await
+        .expect("a leased delivery")
+        .get(0);
+    let event = event::parse(ev("c1", "approved", 0, serde_json::json!({})).as_bytes()).expect("an event");
+    let record = AttemptRecord {
+        delivery_id,
+        url_id,
+        url: "http://127.0.0.1:9/pb?c=c1".into(),
+        method: Method::Get,
+        event: Arc::new(event),
+        attempt: 1,
+        http_code: Some(200),
+        error_code: None,
+        error: None,
+        response_excerpt: None,
+        duration_ms: 4,
+        sent_at: chrono::Utc::now(),
+        state: DeliveryState::Delivered,
+        next_attempt_at: None,
+    };
+    (env, pg, owner, record)
 }
