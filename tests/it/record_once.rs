@@ -17,15 +17,7 @@ async fn a_batch_recorded_twice_leaves_one_attempt_each() {
             .await
             .expect("recorded");
     }
-    assert_eq!(count(&pg, "SELECT count(*) FROM attempts").await, 1);
-    assert_eq!(
-        rows(
-            &pg,
-            "SELECT state, attempts::text, lease_owner::text FROM deliveries"
-        )
-        .await,
-        vec![vec![s("delivered"), s("1"), None]]
-    );
+    recorded_once(&pg).await;
     // Another attempt of the same delivery is a new row.
     let next = AttemptRecord {
         attempt: 2,
@@ -73,15 +65,7 @@ async fn a_batch_written_again_while_its_first_write_commits_adds_nothing() {
     blocker.batch_execute("COMMIT").await.expect("the row released");
     first.await.expect("joined").expect("the first write");
     second.await.expect("joined").expect("the second write");
-    assert_eq!(count(&pg, "SELECT count(*) FROM attempts").await, 1);
-    assert_eq!(
-        rows(
-            &pg,
-            "SELECT state, attempts::text, lease_owner::text FROM deliveries"
-        )
-        .await,
-        vec![vec![s("delivered"), s("1"), None]]
-    );
+    recorded_once(&pg).await;
 }
 
 /// A test database with one delivery leased by a new owner, and the record of its first attempt
@@ -118,4 +102,17 @@ async fn leased_delivery() -> (Env, tokio_postgres::Client, uuid::Uuid, AttemptR
         next_attempt_at: None,
     };
     (env, pg, owner, record)
+}
+
+/// One attempt row, and the delivery delivered after one attempt with its lease given back.
+async fn recorded_once(pg: &tokio_postgres::Client) {
+    assert_eq!(count(pg, "SELECT count(*) FROM attempts").await, 1);
+    assert_eq!(
+        rows(
+            pg,
+            "SELECT state, attempts::text, lease_owner::text FROM deliveries"
+        )
+        .await,
+        vec![vec![s("delivered"), s("1"), None]]
+    );
 }
