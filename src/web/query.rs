@@ -96,13 +96,15 @@ pub fn parse_ignoring(query: &str, now: DateTime<Utc>, ignore: &[&str]) -> Resul
             continue;
         }
         let param = canonical(&name).to_owned();
-        let value = value.trim();
-        if value.is_empty() {
-            continue;
-        }
-        // Postgres text cannot hold NUL; no id, goal or time has control characters.
+        // Postgres text cannot hold NUL; no id, goal or time has control characters. Checked
+        // before the spaces around a value are dropped: a value that is only a line break is
+        // refused, not taken for an empty one (the OpenAPI document says what is allowed).
         if value.chars().any(char::is_control) {
             return Err(ParamError::new(&param, "contains control characters"));
+        }
+        let value = value.trim_matches(' ');
+        if value.is_empty() {
+            continue;
         }
         let repeatable = matches!(
             param.as_str(),
@@ -249,6 +251,30 @@ mod tests {
             Filter::default(),
             "empty is no filter"
         );
+    }
+
+    #[test]
+    fn spaces_around_a_value_are_dropped_and_control_characters_refused() {
+        assert_eq!(
+            ok("status=%20approved%20").filter.status.as_deref(),
+            Some("approved")
+        );
+        assert_eq!(ok("status=%20%20&limit=%20").filter, Filter::default());
+        // schemathesis sent `status=%0D`, which the document's pattern refuses, and it was taken
+        // for an empty value (no filter).
+        for (q, param) in [
+            ("status=%0D", "status"),
+            ("limit=%0A", "limit"),
+            ("conversion_id=c1%09", "conversion_id"),
+            ("format=%0D%0A", "format"),
+        ] {
+            let e = parse(q, now()).expect_err(q);
+            assert_eq!(
+                (e.param.as_str(), e.message.as_str()),
+                (param, "contains control characters"),
+                "{q}"
+            );
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub(super) struct AttemptsParams {
     /// Only this goal.
     goal: Option<String>,
     /// Only this conversion status.
-    #[param(pattern = "^(|approved|pending|declined|hold|not_found|1|2|3)$")]
+    #[param(pattern = "^ *(approved|pending|declined|hold|not_found|1|2|3)? *$")]
     status: Option<String>,
     /// Only these response classes (`2xx`, `3xx`, `4xx`, `5xx`, `none`: no response).
     #[param(explode = true, style = Form)]
@@ -56,12 +56,13 @@ pub(super) struct AttemptsParams {
     /// `next_cursor` or `prev_cursor` of a previous page.
     cursor: Option<String>,
     /// `csv` streams every matching row as CSV (as does `Accept: text/csv`).
-    #[param(pattern = "^(|json|csv)$")]
+    #[param(pattern = "^ *(json|csv)? *$")]
     format: Option<String>,
 }
 
 /// An integer parameter as the parser takes it: an integer in `min..=max`, or empty, which is no
 /// filter (what an HTML form sends for an empty field; the page's addresses work in the API).
+/// Spaces around a value are dropped, so the text form allows them.
 fn integer_or_empty(min: Option<i64>, max: Option<i64>) -> Schema {
     Schema::OneOf(
         OneOfBuilder::new()
@@ -72,7 +73,11 @@ fn integer_or_empty(min: Option<i64>, max: Option<i64>) -> Schema {
                     .minimum(min)
                     .maximum(max),
             )
-            .item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(0)))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^ *(-?[0-9]+)? *$")),
+            )
             .build(),
     )
 }
