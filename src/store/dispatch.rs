@@ -290,52 +290,11 @@ pub async fn current_url(client: &impl GenericClient, url_id: i64) -> Result<Opt
     Ok(rows.first().map(UrlRow::from_row))
 }
 
-/// Waits for an earlier write of the same batch ([`BATCH_LOCKS`]; `$2` names the batch).
-const RECORD_LOCK: &str = "SELECT pg_advisory_xact_lock($1::int4, hashtext($2))";
-
-/// The attempts, each unless already recorded (a probe of the primary key; `OFFSET 0` keeps it a
-/// probe per row, in the one partition of that `sent_at`: as a join, a generic plan may hash the
-/// whole table).
-const RECORD_ATTEMPTS: &str = "INSERT INTO attempts (delivery_id, url_id, url, method, conversion_id,
-        affiliate_id, affiliate_name, offer_id, offer_name, goal, status, payout, revenue, currency,
-        comment, attempt, http_code, error_code, error, response_excerpt, duration_ms, sent_at)
-    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::numeric[],
-            $13::numeric[], $14::text[], $15::text[], $16::int4[], $17::int4[], $18::text[],
-            $19::text[], $20::text[], $21::int4[], $22::timestamptz[])
-        AS n(delivery_id, url_id, url, method, conversion_id, affiliate_id, affiliate_name, offer_id,
-             offer_name, goal, status, payout, revenue, currency, comment, attempt, http_code,
-             error_code, error, response_excerpt, duration_ms, sent_at)
-    WHERE NOT EXISTS (SELECT 1 FROM attempts a
-                      WHERE a.sent_at = n.sent_at AND a.delivery_id = n.delivery_id
-                            AND a.attempt = n.attempt
-                      OFFSET 0)";
-
-/// The deliveries' new state, for those whose lease this worker still holds.
-const RECORD_DELIVERIES: &str = "UPDATE deliveries d SET
-        attempts = greatest(d.attempts, u.attempt),
-        state = CASE WHEN d.state = 'pending' THEN u.state
-            WHEN d.state = 'superseded' AND u.state = 'delivered' THEN 'delivered'
-            ELSE d.state END,
-        next_attempt_at = CASE WHEN d.state = 'pending' THEN u.next_at ELSE d.next_attempt_at END,
-        lease_owner = NULL, lease_until = NULL, updated_at = now()
-    FROM unnest($1::bigint[], $2::int4[], $3::text[], $4::timestamptz[]) AS u(id, attempt, state, next_at)
-    WHERE d.id = u.id AND d.lease_owner = $5";
-
-/// The key space of the recorder's advisory locks (the second key hashes the batch's first
-/// attempt): a batch written again waits for its first write to end.
-const BATCH_LOCKS: i32 = 0x7870_6272; // "xpbr"
-
 /// Records attempts and updates their deliveries in one transaction. A delivery whose lease
 /// this worker no longer holds keeps its state (the attempt row is still written: it happened).
-/// Written again after a lost answer to a commit, it adds nothing: an attempt already recorded
-/// (same delivery, number and `sent_at`, found through the primary key, which leads with
-/// `sent_at`) is skipped, and the deliveries' leases are no longer this worker's. The answer may
-/// be lost while the first write is still committing (a slow fsync or standby): each write first
-/// takes an advisory lock named after its batch ([`BATCH_LOCKS`]), so the second waits for the
-/// first to end and then sees its rows. A plain insert, not `ON CONFLICT`: its speculative
-/// insertion wrote one more WAL record per attempt. `attempts_once` stays, unique, as the guard
-/// (a duplicate would fail the write, never be stored), and for reading a delivery's attempts.
+/// Written again after a lost answer to a commit that was done, it adds nothing: an attempt
+/// already recorded (same delivery, number and `sent_at`: `attempts_once`) is skipped, and the
+/// deliveries' leases are no longer this worker's.
 /// One superseded while its attempt was in flight is never retried; it ends `delivered` when
 /// that attempt was (the receiver has the older status), and stays `superseded` otherwise.
 pub async fn record(
@@ -398,27 +357,33 @@ pub async fn record(
         &sent,
     ];
     let update_params: &[&(dyn ToSql + Sync)] = &[&delivery_ids, &attempt_nos, &states, &next, &owner];
-    let first = &records[0];
-    let batch = format!(
-        "{}:{}:{}",
-        first.delivery_id,
-        first.attempt,
-        first.sent_at.timestamp_micros()
-    );
-    let lock_params: &[&(dyn ToSql + Sync)] = &[&BATCH_LOCKS, &batch];
-    let (lock, insert, update) = tokio::try_join!(
-        tx.prepare_cached(RECORD_LOCK),
-        tx.prepare_cached(RECORD_ATTEMPTS),
-        tx.prepare_cached(RECORD_DELIVERIES),
-    )?;
-    // In one round trip, in this order (a biased join writes them as listed): the lock is held
-    // before the insert takes its snapshot.
-    let pg: &tokio_postgres::Transaction<'_> = &tx;
+    // Both in one round trip.
     tokio::try_join!(
-        biased;
-        pg.execute(&lock, lock_params),
-        pg.execute(&insert, insert_params),
-        pg.execute(&update, update_params),
+        super::execute(
+            &tx,
+            "INSERT INTO attempts (delivery_id, url_id, url, method, conversion_id, affiliate_id, affiliate_name,
+            offer_id, offer_name, goal, status, payout, revenue, currency, comment, attempt, http_code,
+            error_code, error, response_excerpt, duration_ms, sent_at)
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::numeric[], $13::numeric[],
+            $14::text[], $15::text[], $16::int4[], $17::int4[], $18::text[], $19::text[], $20::text[],
+            $21::int4[], $22::timestamptz[])
+         ON CONFLICT (delivery_id, attempt, sent_at) DO NOTHING",
+            insert_params,
+        ),
+        super::execute(
+            &tx,
+            "UPDATE deliveries d SET
+            attempts = greatest(d.attempts, u.attempt),
+            state = CASE WHEN d.state = 'pending' THEN u.state
+                WHEN d.state = 'superseded' AND u.state = 'delivered' THEN 'delivered'
+                ELSE d.state END,
+            next_attempt_at = CASE WHEN d.state = 'pending' THEN u.next_at ELSE d.next_attempt_at END,
+            lease_owner = NULL, lease_until = NULL, updated_at = now()
+         FROM unnest($1::bigint[], $2::int4[], $3::text[], $4::timestamptz[]) AS u(id, attempt, state, next_at)
+         WHERE d.id = u.id AND d.lease_owner = $5",
+            update_params,
+        ),
     )?;
     tx.commit().await?;
     Ok(())

@@ -32,8 +32,8 @@ async fn a_batch_recorded_twice_leaves_one_attempt_each() {
 
 /// The answer to a commit can be lost while that commit is still running (a slow fsync or
 /// standby); the recorder then writes the batch again on another connection. That second write
-/// waits for the first to end and adds nothing: a check that could not see the first write's rows
-/// yet would insert the attempt again, and `attempts_once` would then fail that write.
+/// waits for the first to end and adds nothing (`ON CONFLICT` waits on `attempts_once`): a check
+/// that could not see the first write's rows yet would insert the attempt again, or fail.
 #[tokio::test]
 async fn a_batch_written_again_while_its_first_write_commits_adds_nothing() {
     let (env, pg, owner, record) = leased_delivery().await;
@@ -59,8 +59,7 @@ async fn a_batch_written_again_while_its_first_write_commits_adds_nothing() {
     let first = write(record.clone());
     wait_count(&pg, waiting, 1).await;
     let second = write(record);
-    // The second write waits too: on the first's batch lock (or, without it, in `attempts_once`
-    // behind the first write's uncommitted row).
+    // The second write waits too, in `attempts_once` behind the first write's uncommitted row.
     wait_count(&pg, waiting, 2).await;
     blocker.batch_execute("COMMIT").await.expect("the row released");
     first.await.expect("joined").expect("the first write");

@@ -21,10 +21,10 @@ const TABLES: [&str; 5] = [
 /// Migration 8 (automatic disabling, alerts, rate limits), which the daemon of this build reads.
 const SCALE: &str = include_str!("../../migrations/0008_scale.sql");
 
-/// What [`SCALE`] added, removed again.
+/// What [`SCALE`] and the fill's unique index added, removed again.
 const SCALE_UNDONE: &str = "
     DROP TABLE url_rate_slots, url_rate_buckets, alert_outbox, url_alert_state;
-    DROP INDEX attempts_url;
+    DROP INDEX attempts_url, fill_attempts_once;
     ALTER TABLE cross_postback_urls DROP COLUMN disabled_reason, DROP COLUMN disabled_at,
         DROP COLUMN auto_disabled, DROP COLUMN rate_count, DROP COLUMN rate_unit,
         DROP COLUMN rate_burst";
@@ -77,9 +77,14 @@ async fn a_database_filled_at_the_previous_schema_migrates_with_every_row_kept()
     // The daemon of this build runs on that schema as the previous one did: the migrations it
     // would apply are marked done, so it writes into the previous tables. It also reads what
     // migration 8 adds (URL columns, alert and rate tables, none of them about the rows kept
-    // here), so those are made for the fill and taken back before the upgrade.
+    // here) and a unique index of attempts, so those are made for the fill and taken back
+    // before the upgrade.
     let previous = schema(&pg).await;
     pg.batch_execute(SCALE).await.expect("migration 8 for the fill");
+    // Its recorder also names migration 7's unique key of attempts (`ON CONFLICT`).
+    pg.batch_execute("CREATE UNIQUE INDEX fill_attempts_once ON attempts (delivery_id, attempt, sent_at)")
+        .await
+        .expect("the recorder's key for the fill");
     pg.execute(
         "INSERT INTO xpb_schema_migrations (version) SELECT unnest($1::int4[])",
         &[&store::migration_versions()
